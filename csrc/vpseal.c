@@ -1,0 +1,723 @@
+/* vpseal native engine over OpenSSL libcrypto (3.0 or later).
+ *
+ * Design, in short:
+ * - A vp_key keeps one keyed EVP_CIPHER_CTX as a template. Per call a worker context is taken
+ *   from a small lock-free pool (or copied from the template when the pool is empty), so the key
+ *   schedule and the algorithm lookup happen once per key and one key is safe across threads.
+ * - Random bytes are drawn from RAND_bytes in blocks into a per-thread buffer. A fork
+ *   generation counter, bumped in the child by a pthread_atfork handler, makes a child discard
+ *   the buffer it inherited, so parent and child never hand out the same bytes.
+ * - seal/open do the whole request in one call: IV, nonce, GCM, base64, JSON body, SHA-256.
+ *   Ciphertext is streamed through a stack buffer, so the only output memory is the caller's.
+ */
+#include "vpseal.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/opensslv.h>
+#include <openssl/rand.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+
+#if OPENSSL_VERSION_NUMBER < 0x30000000L
+#error "vpseal needs OpenSSL 3.0 or later"
+#endif
+
+#define KEY_LEN 32
+#define IV_LEN 12
+#define TAG_LEN 16
+#define NONCE_RAW_LEN 16
+#define NONCE_HEX_LEN 32
+#define SIG_HEX_LEN 64
+#define IV_B64_LEN 16
+#define TAG_B64_LEN 24
+#define POOL_SIZE 16
+#define CHUNK 3072 /* multiple of 3 (base64 groups) and of 16 */
+#define MAX_UPDATE (1 << 30)
+
+static const char BODY_PREFIX[] = "{\"cipherText\":\"";
+static const char BODY_SUFFIX[] = "\"}";
+#define PREFIX_LEN (sizeof(BODY_PREFIX) - 1)
+#define SUFFIX_LEN (sizeof(BODY_SUFFIX) - 1)
+
+static EVP_CIPHER *aes256gcm;
+static EVP_MD *sha256;
+
+/* ---------------------------------------------------------------- per-call worker */
+
+typedef struct {
+    EVP_CIPHER_CTX *cipher;
+    EVP_MD_CTX *md;
+} worker;
+
+struct vp_key {
+    EVP_CIPHER_CTX *tmpl;
+    _Atomic(worker *) pool[POOL_SIZE];
+};
+
+static void worker_free(worker *w)
+{
+    if (w == NULL)
+        return;
+    EVP_CIPHER_CTX_free(w->cipher); /* cleanses the key schedule */
+    EVP_MD_CTX_free(w->md);
+    OPENSSL_free(w);
+}
+
+static worker *worker_take(vp_key *k)
+{
+    for (int i = 0; i < POOL_SIZE; i++) {
+        worker *w = atomic_exchange_explicit(&k->pool[i], NULL, memory_order_acquire);
+        if (w != NULL)
+            return w;
+    }
+    worker *w = OPENSSL_zalloc(sizeof(*w));
+    if (w == NULL)
+        return NULL;
+    w->cipher = EVP_CIPHER_CTX_new();
+    w->md = EVP_MD_CTX_new();
+    if (w->cipher == NULL || w->md == NULL || !EVP_CIPHER_CTX_copy(w->cipher, k->tmpl)) {
+        worker_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+static void worker_give_back(vp_key *k, worker *w)
+{
+    for (int i = 0; i < POOL_SIZE; i++) {
+        worker *expected = NULL;
+        if (atomic_compare_exchange_strong_explicit(&k->pool[i], &expected, w,
+                                                    memory_order_release,
+                                                    memory_order_relaxed))
+            return;
+    }
+    worker_free(w);
+}
+
+/* ---------------------------------------------------------------- init */
+
+static atomic_ulong fork_generation = 1;
+
+static void on_fork_child(void)
+{
+    atomic_fetch_add(&fork_generation, 1);
+}
+
+static void b64_table_init(void);
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static int init_ok;
+
+static void init_impl(void)
+{
+    aes256gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+    sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (aes256gcm == NULL || sha256 == NULL)
+        return;
+    if (pthread_atfork(NULL, NULL, on_fork_child) != 0)
+        return;
+    b64_table_init();
+    init_ok = 1;
+}
+
+int vp_init(void)
+{
+    if (pthread_once(&init_once, init_impl) != 0)
+        return VP_ERR_OPENSSL;
+    return init_ok ? VP_OK : VP_ERR_OPENSSL;
+}
+
+const char *vp_openssl_version(void)
+{
+    return OpenSSL_version(OPENSSL_VERSION);
+}
+
+/* ---------------------------------------------------------------- keys */
+
+vp_key *vp_key_new(const unsigned char *key, size_t key_len)
+{
+    if (key == NULL || key_len != KEY_LEN || vp_init() != VP_OK)
+        return NULL;
+    vp_key *k = OPENSSL_zalloc(sizeof(*k));
+    if (k == NULL)
+        return NULL;
+    k->tmpl = EVP_CIPHER_CTX_new();
+    if (k->tmpl == NULL || !EVP_EncryptInit_ex2(k->tmpl, aes256gcm, key, NULL, NULL)) {
+        EVP_CIPHER_CTX_free(k->tmpl);
+        OPENSSL_free(k);
+        return NULL;
+    }
+    return k;
+}
+
+void vp_key_free(vp_key *k)
+{
+    if (k == NULL)
+        return;
+    for (int i = 0; i < POOL_SIZE; i++)
+        worker_free(atomic_exchange(&k->pool[i], NULL));
+    EVP_CIPHER_CTX_free(k->tmpl);
+    OPENSSL_free(k);
+}
+
+/* ---------------------------------------------------------------- randomness */
+
+typedef struct {
+    unsigned char buf[4096];
+    size_t used; /* bytes already handed out; buf[used..] is fresh */
+    unsigned long generation;
+} rand_cache;
+
+static _Thread_local rand_cache tl_rand = {.used = sizeof(tl_rand.buf)};
+
+int vp_random(unsigned char *out, size_t n)
+{
+    if (out == NULL && n != 0)
+        return VP_ERR_ARG;
+    rand_cache *rc = &tl_rand;
+    unsigned long gen = atomic_load_explicit(&fork_generation, memory_order_relaxed);
+    if (n > sizeof(rc->buf) / 4)
+        return (n <= INT_MAX && RAND_bytes(out, (int)n) == 1) ? VP_OK : VP_ERR_OPENSSL;
+    if (rc->generation != gen || sizeof(rc->buf) - rc->used < n) {
+        if (RAND_bytes(rc->buf, (int)sizeof(rc->buf)) != 1) {
+            rc->used = sizeof(rc->buf);
+            return VP_ERR_OPENSSL;
+        }
+        rc->used = 0;
+        rc->generation = gen;
+    }
+    memcpy(out, rc->buf + rc->used, n);
+    OPENSSL_cleanse(rc->buf + rc->used, n);
+    rc->used += n;
+    return VP_OK;
+}
+
+/* ---------------------------------------------------------------- encodings */
+
+static const char HEX[] = "0123456789abcdef";
+static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static void hex_encode(const unsigned char *in, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = HEX[in[i] >> 4];
+        out[2 * i + 1] = HEX[in[i] & 15];
+    }
+}
+
+static size_t b64_len(size_t n)
+{
+    return (n + 2) / 3 * 4;
+}
+
+/* Encodes n bytes; pads when n is not a multiple of 3 (callers stream in multiples of 3). */
+static char *b64_encode(const unsigned char *in, size_t n, char *out)
+{
+    size_t i = 0;
+    for (; i + 3 <= n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        *out++ = B64[v >> 18];
+        *out++ = B64[(v >> 12) & 63];
+        *out++ = B64[(v >> 6) & 63];
+        *out++ = B64[v & 63];
+    }
+    if (n - i == 1) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        *out++ = B64[v >> 18];
+        *out++ = B64[(v >> 12) & 63];
+        *out++ = '=';
+        *out++ = '=';
+    } else if (n - i == 2) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
+        *out++ = B64[v >> 18];
+        *out++ = B64[(v >> 12) & 63];
+        *out++ = B64[(v >> 6) & 63];
+        *out++ = '=';
+    }
+    return out;
+}
+
+/* 0..63 for an alphabet character, 64 for '=', 255 for anything else. */
+static unsigned char b64_value[256];
+
+static void b64_table_init(void)
+{
+    memset(b64_value, 255, sizeof(b64_value));
+    for (int i = 0; i < 64; i++)
+        b64_value[(unsigned char)B64[i]] = (unsigned char)i;
+    b64_value['='] = 64;
+}
+
+/* Strict decode of a padded standard base64 string of length len (a multiple of 4).
+ * Returns the decoded length, or -1 for a bad alphabet, misplaced padding or non-zero
+ * trailing bits (so that every byte string has exactly one accepted encoding). */
+static long b64_decode(const char *in, size_t len, unsigned char *out)
+{
+    if (len % 4 != 0)
+        return -1;
+    size_t o = 0;
+    for (size_t i = 0; i < len; i += 4) {
+        unsigned char a = b64_value[(unsigned char)in[i]];
+        unsigned char b = b64_value[(unsigned char)in[i + 1]];
+        unsigned char c = b64_value[(unsigned char)in[i + 2]];
+        unsigned char d = b64_value[(unsigned char)in[i + 3]];
+        if ((a | b | c | d) < 64) {
+            uint32_t v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | d;
+            out[o++] = (unsigned char)(v >> 16);
+            out[o++] = (unsigned char)(v >> 8);
+            out[o++] = (unsigned char)v;
+            continue;
+        }
+        if (i + 4 != len || a >= 64 || b >= 64)
+            return -1;
+        if (c == 64 && d == 64) { /* xx== */
+            if (b & 15)
+                return -1;
+            out[o++] = (unsigned char)(a << 2 | b >> 4);
+        } else if (c < 64 && d == 64) { /* xxx= */
+            if (c & 3)
+                return -1;
+            out[o++] = (unsigned char)(a << 2 | b >> 4);
+            out[o++] = (unsigned char)(b << 4 | c >> 2);
+        } else {
+            return -1;
+        }
+    }
+    return (long)o;
+}
+
+/* ---------------------------------------------------------------- hashing */
+
+static int sha256_parts(EVP_MD_CTX *md, const void *const *parts, const size_t *lens, int n,
+                        char *hex_out)
+{
+    unsigned char digest[32];
+    unsigned int dlen = 0;
+    if (!EVP_DigestInit_ex2(md, sha256, NULL))
+        return VP_ERR_OPENSSL;
+    for (int i = 0; i < n; i++)
+        if (lens[i] != 0 && !EVP_DigestUpdate(md, parts[i], lens[i]))
+            return VP_ERR_OPENSSL;
+    if (!EVP_DigestFinal_ex(md, digest, &dlen) || dlen != sizeof(digest))
+        return VP_ERR_OPENSSL;
+    hex_encode(digest, sizeof(digest), hex_out);
+    return VP_OK;
+}
+
+int vp_sha256_hex(const unsigned char *in, size_t in_len, char *hex_out)
+{
+    if ((in == NULL && in_len != 0) || hex_out == NULL || vp_init() != VP_OK)
+        return VP_ERR_ARG;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    if (md == NULL)
+        return VP_ERR_OPENSSL;
+    const void *parts[1] = {in};
+    int rc = sha256_parts(md, parts, &in_len, 1, hex_out);
+    EVP_MD_CTX_free(md);
+    return rc;
+}
+
+/* The signature string of either scheme; body is the whole body, wire lies inside it. */
+static int sign_request(EVP_MD_CTX *md, int scheme, const char *agent, size_t agent_len,
+                        const char *ts, size_t ts_len, const char *nonce, size_t nonce_len,
+                        const char *body, size_t body_len, char *hex_out)
+{
+    if (scheme == VP_SCHEME_TRANSFER) {
+        const void *parts[4] = {agent, ts, nonce, body};
+        size_t lens[4] = {agent_len, ts_len, nonce_len, body_len};
+        return sha256_parts(md, parts, lens, 4, hex_out);
+    }
+    const void *parts[7] = {agent, "|", ts, "|", nonce, "|", body + PREFIX_LEN};
+    size_t lens[7] = {agent_len, 1, ts_len, 1, nonce_len, 1, body_len - PREFIX_LEN - SUFFIX_LEN};
+    return sha256_parts(md, parts, lens, 7, hex_out);
+}
+
+/* ---------------------------------------------------------------- GCM */
+
+static int gcm_start(EVP_CIPHER_CTX *c, int enc, const unsigned char *iv,
+                     const unsigned char *aad, size_t aad_len)
+{
+    int outl = 0;
+    if (!EVP_CipherInit_ex2(c, NULL, NULL, iv, enc, NULL))
+        return 0;
+    while (aad_len > 0) {
+        int step = aad_len > MAX_UPDATE ? MAX_UPDATE : (int)aad_len;
+        if (!EVP_CipherUpdate(c, NULL, &outl, aad, step))
+            return 0;
+        aad += step;
+        aad_len -= (size_t)step;
+    }
+    return 1;
+}
+
+/* Streams n bytes through the cipher; GCM writes exactly as many bytes as it reads. */
+static int gcm_update(EVP_CIPHER_CTX *c, const unsigned char *in, size_t n, unsigned char *out)
+{
+    while (n > 0) {
+        int step = n > MAX_UPDATE ? MAX_UPDATE : (int)n;
+        int outl = 0;
+        if (!EVP_CipherUpdate(c, out, &outl, in, step) || outl != step)
+            return 0;
+        in += step;
+        out += step;
+        n -= (size_t)step;
+    }
+    return 1;
+}
+
+static int gcm_finish_encrypt(EVP_CIPHER_CTX *c, unsigned char *tag)
+{
+    unsigned char tail[16];
+    int outl = 0;
+    if (!EVP_CipherFinal_ex(c, tail, &outl) || outl != 0)
+        return 0;
+    return EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, TAG_LEN, tag) > 0;
+}
+
+/* 1 when the tag verifies, 0 when it does not. */
+static int gcm_finish_decrypt(EVP_CIPHER_CTX *c, const unsigned char *tag)
+{
+    unsigned char tail[16];
+    int outl = 0;
+    if (EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, TAG_LEN, (void *)tag) <= 0)
+        return 0;
+    return EVP_CipherFinal_ex(c, tail, &outl) > 0 && outl == 0;
+}
+
+int vp_encrypt(vp_key *k, const unsigned char *iv, size_t iv_len,
+               const unsigned char *aad, size_t aad_len,
+               const unsigned char *in, size_t in_len,
+               unsigned char *out, size_t out_len)
+{
+    if (k == NULL || iv == NULL || iv_len != IV_LEN || (aad == NULL && aad_len != 0) ||
+        (in == NULL && in_len != 0) || out == NULL || in_len > SIZE_MAX - TAG_LEN ||
+        out_len != in_len + TAG_LEN)
+        return VP_ERR_ARG;
+    worker *w = worker_take(k);
+    if (w == NULL)
+        return VP_ERR_OPENSSL;
+    int ok = gcm_start(w->cipher, 1, iv, aad, aad_len) &&
+             gcm_update(w->cipher, in, in_len, out) &&
+             gcm_finish_encrypt(w->cipher, out + in_len);
+    worker_give_back(k, w);
+    if (!ok) {
+        OPENSSL_cleanse(out, out_len);
+        return VP_ERR_OPENSSL;
+    }
+    return VP_OK;
+}
+
+int vp_decrypt(vp_key *k, const unsigned char *iv, size_t iv_len,
+               const unsigned char *aad, size_t aad_len,
+               const unsigned char *in, size_t in_len,
+               unsigned char *out, size_t out_len)
+{
+    if (k == NULL || iv == NULL || iv_len != IV_LEN || (aad == NULL && aad_len != 0) ||
+        in == NULL || in_len < TAG_LEN || (out == NULL && in_len != TAG_LEN) ||
+        out_len != in_len - TAG_LEN)
+        return VP_ERR_ARG;
+    worker *w = worker_take(k);
+    if (w == NULL)
+        return VP_ERR_OPENSSL;
+    int rc = VP_ERR_OPENSSL;
+    if (gcm_start(w->cipher, 0, iv, aad, aad_len) &&
+        gcm_update(w->cipher, in, out_len, out))
+        rc = gcm_finish_decrypt(w->cipher, in + out_len) ? VP_OK : VP_BAD_TAG;
+    worker_give_back(k, w);
+    if (rc != VP_OK && out_len != 0)
+        OPENSSL_cleanse(out, out_len); /* never release unauthenticated plaintext */
+    return rc;
+}
+
+/* ---------------------------------------------------------------- seal */
+
+size_t vp_body_len(size_t pt_len)
+{
+    if (pt_len > (SIZE_MAX - 64) / 4 * 3)
+        return 0;
+    return PREFIX_LEN + IV_B64_LEN + TAG_B64_LEN + b64_len(pt_len) + SUFFIX_LEN;
+}
+
+static int is_lower_hex(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+/* One request with a worker already in hand. nonce_in/iv_in may be NULL (drawn fresh). */
+static int seal_one(worker *w, int scheme, const char *agent, size_t agent_len,
+                    const char *ts, size_t ts_len, const char *nonce_in,
+                    const unsigned char *iv_in, const unsigned char *pt, size_t pt_len,
+                    char *body, char *hex_out)
+{
+    unsigned char iv[IV_LEN], tag[TAG_LEN], chunk[CHUNK];
+    char *p = body;
+    int rc;
+
+    if (nonce_in != NULL) {
+        memcpy(hex_out, nonce_in, NONCE_HEX_LEN);
+    } else {
+        unsigned char raw[NONCE_RAW_LEN];
+        if ((rc = vp_random(raw, sizeof(raw))) != VP_OK)
+            return rc;
+        hex_encode(raw, sizeof(raw), hex_out);
+    }
+    if (iv_in != NULL)
+        memcpy(iv, iv_in, IV_LEN);
+    else if ((rc = vp_random(iv, IV_LEN)) != VP_OK)
+        return rc;
+
+    memcpy(p, BODY_PREFIX, PREFIX_LEN);
+    p += PREFIX_LEN;
+    p = b64_encode(iv, IV_LEN, p);
+    char *tag_b64 = p; /* filled in once the tag is known */
+    p += TAG_B64_LEN;
+
+    if (!gcm_start(w->cipher, 1, iv, NULL, 0))
+        return VP_ERR_OPENSSL;
+    for (size_t off = 0; off < pt_len; off += CHUNK) {
+        size_t n = pt_len - off < CHUNK ? pt_len - off : CHUNK;
+        if (!gcm_update(w->cipher, pt + off, n, chunk))
+            return VP_ERR_OPENSSL;
+        p = b64_encode(chunk, n, p);
+    }
+    if (!gcm_finish_encrypt(w->cipher, tag))
+        return VP_ERR_OPENSSL;
+    b64_encode(tag, TAG_LEN, tag_b64);
+    memcpy(p, BODY_SUFFIX, SUFFIX_LEN);
+    p += SUFFIX_LEN;
+
+    return sign_request(w->md, scheme, agent, agent_len, ts, ts_len, hex_out, NONCE_HEX_LEN,
+                        body, (size_t)(p - body), hex_out + NONCE_HEX_LEN);
+}
+
+int vp_seal(vp_key *k, int scheme,
+            const char *agent, size_t agent_len,
+            const char *ts, size_t ts_len,
+            const char *nonce_in, size_t nonce_in_len,
+            const unsigned char *iv_in, size_t iv_in_len,
+            const unsigned char *pt, size_t pt_len,
+            char *body_out, size_t body_len,
+            char *hex_out)
+{
+    if (k == NULL || (scheme != VP_SCHEME_TRANSFER && scheme != VP_SCHEME_PIPE) ||
+        (agent == NULL && agent_len != 0) || (ts == NULL && ts_len != 0) ||
+        (nonce_in != NULL && (nonce_in_len != NONCE_HEX_LEN ||
+                              !is_lower_hex(nonce_in, nonce_in_len))) ||
+        (iv_in != NULL && iv_in_len != IV_LEN) || (pt == NULL && pt_len != 0) ||
+        pt_len == 0 || body_out == NULL || hex_out == NULL || vp_body_len(pt_len) == 0 ||
+        body_len != vp_body_len(pt_len))
+        return VP_ERR_ARG;
+    worker *w = worker_take(k);
+    if (w == NULL)
+        return VP_ERR_OPENSSL;
+    int rc = seal_one(w, scheme, agent, agent_len, ts, ts_len, nonce_in, iv_in, pt, pt_len,
+                      body_out, hex_out);
+    worker_give_back(k, w);
+    return rc;
+}
+
+int vp_seal_many(vp_key *k, int scheme,
+                 const char *agent, size_t agent_len,
+                 const char *ts, size_t ts_len,
+                 size_t n, const unsigned char *pts, const size_t *pt_lens,
+                 char *bodies_out, size_t bodies_len,
+                 char *hex_out)
+{
+    if (k == NULL || (scheme != VP_SCHEME_TRANSFER && scheme != VP_SCHEME_PIPE) ||
+        (agent == NULL && agent_len != 0) || (ts == NULL && ts_len != 0) ||
+        (n != 0 && (pts == NULL || pt_lens == NULL || bodies_out == NULL || hex_out == NULL)))
+        return VP_ERR_ARG;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t bl = vp_body_len(pt_lens[i]);
+        if (pt_lens[i] == 0 || bl == 0 || total > SIZE_MAX - bl)
+            return VP_ERR_ARG;
+        total += bl;
+    }
+    if (total != bodies_len)
+        return VP_ERR_ARG;
+    worker *w = worker_take(k);
+    if (w == NULL)
+        return VP_ERR_OPENSSL;
+    int rc = VP_OK;
+    for (size_t i = 0; i < n && rc == VP_OK; i++) {
+        rc = seal_one(w, scheme, agent, agent_len, ts, ts_len, NULL, NULL, pts, pt_lens[i],
+                      bodies_out, hex_out);
+        pts += pt_lens[i];
+        bodies_out += vp_body_len(pt_lens[i]);
+        hex_out += NONCE_HEX_LEN + SIG_HEX_LEN;
+    }
+    worker_give_back(k, w);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- open */
+
+static int ascii_lower(int ch)
+{
+    return (ch >= 'A' && ch <= 'Z') ? ch + ('a' - 'A') : ch;
+}
+
+/* Constant time in the content of the strings (their lengths are public). */
+static int signature_matches(const char *expected, const char *given, size_t given_len)
+{
+    if (given_len != SIG_HEX_LEN)
+        return 0;
+    unsigned char diff = 0;
+    for (size_t i = 0; i < SIG_HEX_LEN; i++)
+        diff |= (unsigned char)(expected[i] ^ ascii_lower((unsigned char)given[i]));
+    return diff == 0;
+}
+
+static int body_is_canonical(const char *body, size_t body_len)
+{
+    if (body_len < PREFIX_LEN + SUFFIX_LEN || memcmp(body, BODY_PREFIX, PREFIX_LEN) != 0 ||
+        memcmp(body + body_len - SUFFIX_LEN, BODY_SUFFIX, SUFFIX_LEN) != 0)
+        return 0;
+    for (size_t i = PREFIX_LEN; i < body_len - SUFFIX_LEN; i++)
+        if (body[i] == '"' || body[i] == '\\')
+            return 0;
+    return 1;
+}
+
+static int open_one(worker *w, int scheme, const char *agent, size_t agent_len,
+                    const char *ts, size_t ts_len, const char *nonce, size_t nonce_len,
+                    const char *sig, size_t sig_len, const char *body, size_t body_len,
+                    unsigned char *pt_out, size_t pt_cap, size_t *pt_len)
+{
+    unsigned char iv[IV_LEN + 3], tag[TAG_LEN + 2], chunk[CHUNK];
+    char expected[SIG_HEX_LEN];
+    int rc;
+
+    *pt_len = 0;
+    if (!body_is_canonical(body, body_len))
+        return VP_NOT_CANONICAL;
+    if ((rc = sign_request(w->md, scheme, agent, agent_len, ts, ts_len, nonce, nonce_len, body,
+                           body_len, expected)) != VP_OK)
+        return rc;
+    if (!signature_matches(expected, sig, sig_len))
+        return VP_BAD_SIGNATURE;
+
+    const char *wire = body + PREFIX_LEN;
+    size_t wire_len = body_len - PREFIX_LEN - SUFFIX_LEN;
+    if (wire_len < IV_B64_LEN + TAG_B64_LEN + 4 || wire_len % 4 != 0 ||
+        b64_decode(wire, IV_B64_LEN, iv) != IV_LEN ||
+        b64_decode(wire + IV_B64_LEN, TAG_B64_LEN, tag) != TAG_LEN)
+        return VP_BAD_WIRE;
+    const char *ct_b64 = wire + IV_B64_LEN + TAG_B64_LEN;
+    size_t ct_b64_len = wire_len - IV_B64_LEN - TAG_B64_LEN;
+    size_t ct_len = vp_plaintext_len(body, body_len);
+    if (ct_len == 0 || ct_len > pt_cap)
+        return VP_BAD_WIRE;
+
+    if (!gcm_start(w->cipher, 0, iv, NULL, 0))
+        return VP_ERR_OPENSSL;
+    size_t done = 0;
+    for (size_t off = 0; off < ct_b64_len; off += CHUNK / 3 * 4) {
+        size_t n = ct_b64_len - off < CHUNK / 3 * 4 ? ct_b64_len - off : CHUNK / 3 * 4;
+        long got = b64_decode(ct_b64 + off, n, chunk);
+        if (got < 0 || (off + n < ct_b64_len && (size_t)got != n / 4 * 3)) {
+            rc = VP_BAD_WIRE;
+            goto fail;
+        }
+        if (!gcm_update(w->cipher, chunk, (size_t)got, pt_out + done)) {
+            rc = VP_ERR_OPENSSL;
+            goto fail;
+        }
+        done += (size_t)got;
+    }
+    if (done != ct_len) {
+        rc = VP_BAD_WIRE;
+        goto fail;
+    }
+    if (!gcm_finish_decrypt(w->cipher, tag)) {
+        rc = VP_BAD_TAG;
+        goto fail;
+    }
+    *pt_len = done;
+    return VP_OK;
+fail:
+    OPENSSL_cleanse(pt_out, done);
+    return rc;
+}
+
+size_t vp_plaintext_len(const char *body, size_t body_len)
+{
+    size_t overhead = PREFIX_LEN + IV_B64_LEN + TAG_B64_LEN + SUFFIX_LEN;
+    if (body == NULL || body_len < overhead + 4 || (body_len - overhead) % 4 != 0)
+        return 0;
+    size_t n = (body_len - overhead) / 4 * 3;
+    if (body[body_len - SUFFIX_LEN - 1] == '=')
+        n -= (body[body_len - SUFFIX_LEN - 2] == '=') ? 2 : 1;
+    return n;
+}
+
+int vp_open(vp_key *k, int scheme,
+            const char *agent, size_t agent_len,
+            const char *ts, size_t ts_len,
+            const char *nonce, size_t nonce_len,
+            const char *sig, size_t sig_len,
+            const char *body, size_t body_len,
+            unsigned char *pt_out, size_t pt_len)
+{
+    if (k == NULL || (scheme != VP_SCHEME_TRANSFER && scheme != VP_SCHEME_PIPE) ||
+        (agent == NULL && agent_len != 0) || (ts == NULL && ts_len != 0) ||
+        (nonce == NULL && nonce_len != 0) || (sig == NULL && sig_len != 0) ||
+        (body == NULL && body_len != 0) || (pt_out == NULL && pt_len != 0))
+        return VP_ERR_ARG;
+    worker *w = worker_take(k);
+    if (w == NULL)
+        return VP_ERR_OPENSSL;
+    size_t produced = 0;
+    int rc = open_one(w, scheme, agent, agent_len, ts, ts_len, nonce, nonce_len, sig, sig_len,
+                      body, body_len, pt_out, pt_len, &produced);
+    worker_give_back(k, w);
+    if (rc == VP_OK && produced != pt_len) { /* pt_len must be vp_plaintext_len(body) */
+        OPENSSL_cleanse(pt_out, produced);
+        return VP_ERR_ARG;
+    }
+    return rc;
+}
+
+int vp_open_many(vp_key *k, int scheme, size_t n, const char *fields, size_t fields_len,
+                 const size_t *field_lens, unsigned char *pts_out, size_t pts_cap,
+                 size_t *pt_lens, int *statuses)
+{
+    if (k == NULL || (scheme != VP_SCHEME_TRANSFER && scheme != VP_SCHEME_PIPE) ||
+        (n != 0 && (fields == NULL || field_lens == NULL || pt_lens == NULL ||
+                    statuses == NULL)) ||
+        (pts_out == NULL && pts_cap != 0) || n > SIZE_MAX / 5)
+        return VP_ERR_ARG;
+    size_t total = 0;
+    for (size_t i = 0; i < 5 * n; i++) {
+        if (field_lens[i] > fields_len - total)
+            return VP_ERR_ARG;
+        total += field_lens[i];
+    }
+    if (total != fields_len)
+        return VP_ERR_ARG;
+    worker *w = worker_take(k);
+    if (w == NULL)
+        return VP_ERR_OPENSSL;
+    size_t out_off = 0;
+    for (size_t i = 0; i < n; i++) {
+        const size_t *fl = field_lens + 5 * i;
+        const char *agent = fields, *ts = agent + fl[0], *nonce = ts + fl[1];
+        const char *sig = nonce + fl[2], *body = sig + fl[3];
+        fields = body + fl[4];
+        /* Each plaintext gets the room of its body, which always suffices. */
+        size_t room = fl[4] <= pts_cap - out_off ? fl[4] : pts_cap - out_off;
+        statuses[i] = open_one(w, scheme, agent, fl[0], ts, fl[1], nonce, fl[2], sig, fl[3],
+                               body, fl[4], pts_out + out_off, room, &pt_lens[i]);
+        out_off += room;
+    }
+    worker_give_back(k, w);
+    return VP_OK;
+}

@@ -1,0 +1,53 @@
+"""vpseal: seal and open VP wallet API requests (AES-256-GCM + SHA-256 signatures)."""
+
+from __future__ import annotations
+
+from vpseal._backend import engine as _engine
+from vpseal.aead import AesGcm
+from vpseal.errors import (
+    ConfigError,
+    DecryptionError,
+    InvalidTag,
+    ReplayError,
+    RequestError,
+    RequestFormatError,
+    SignatureError,
+    VPSealError,
+    WireFormatError,
+)
+from vpseal.keys import parse_api_key
+from vpseal.signing import sign, verify_signature
+from vpseal.wire import decode_wire, encode_wire
+
+__version__ = "0.1.0"
+
+
+def backend() -> str:
+    """ "native" (C over OpenSSL) or "fallback" (pycryptodome); VPSEAL_BACKEND forces one."""
+    return _engine.NAME
+
+
+def openssl_version() -> str | None:
+    """The linked libcrypto's version text, or None on the fallback."""
+    return _engine.openssl_version()
+
+
+__all__ = [
+    "AesGcm",
+    "ConfigError",
+    "DecryptionError",
+    "InvalidTag",
+    "ReplayError",
+    "RequestError",
+    "RequestFormatError",
+    "SignatureError",
+    "VPSealError",
+    "WireFormatError",
+    "backend",
+    "decode_wire",
+    "encode_wire",
+    "openssl_version",
+    "parse_api_key",
+    "sign",
+    "verify_signature",
+]

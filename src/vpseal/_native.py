@@ -1,0 +1,238 @@
+"""The native engine: a thin layer over the compiled C module (csrc/vpseal.c).
+
+Each operation crosses into C once. Outputs are written straight into freshly made ``bytes``
+objects of their final size (the way C extensions use ``PyBytes_FromStringAndSize(NULL, n)``):
+nobody else holds a reference yet, and lengths are always >= 2 so CPython's shared one-byte
+objects are never touched. C failures become exceptions here; statuses pass through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from vpseal._backend import OPEN_OK
+
+try:
+    from vpseal._vpseal_native import ffi, lib  # type: ignore[import-not-found,unused-ignore]
+except ImportError as exc:  # pragma: no cover - exercised only where the build failed
+    note = Path(__file__).with_name("_native_unavailable.txt")
+    why = note.read_text().strip() if note.exists() else f"{exc}"
+    raise ImportError(f"vpseal's native engine is not available: {why}") from exc
+
+if lib.vp_init() != lib.VP_OK:  # pragma: no cover - a broken libcrypto
+    raise ImportError("vpseal's native engine could not initialise OpenSSL (AES-256-GCM/SHA256)")
+
+NAME = "native"
+_TAG = 16
+_HEX = 96  # nonce (32) + signature (64)
+_from_buffer = ffi.from_buffer
+_NULL = ffi.NULL
+_OK = lib.VP_OK
+# Output buffers are passed to C as fresh ``bytes`` objects (cffi hands C their storage).
+_encrypt = lib.vp_encrypt
+_decrypt = lib.vp_decrypt
+_seal = lib.vp_seal
+_open = lib.vp_open
+_body_len = lib.vp_body_len
+
+
+def _plaintext_len(body: bytes) -> int:
+    """What C's vp_plaintext_len computes, without a call: the ciphertext length of a body."""
+    n = len(body) - 57  # prefix 15 + iv 16 + tag 24 + suffix 2
+    if n < 4 or n % 4:
+        return 0
+    if body[-3] != 61:  # '='
+        return n // 4 * 3
+    return n // 4 * 3 - (2 if body[-4] == 61 else 1)
+
+
+def _check(rc: int) -> None:
+    """Raise for C failures that validation above should have made impossible."""
+    if rc == lib.VP_ERR_ARG:
+        raise ValueError("vpseal native engine rejected an argument (length or pointer)")
+    if rc != _OK:
+        raise RuntimeError("OpenSSL failed inside vpseal's native engine")
+
+
+def _failed(rc: int) -> None:
+    """None for a tag that does not verify; an exception for anything else."""
+    if rc != lib.VP_BAD_TAG:
+        _check(rc)
+    return None
+
+
+def openssl_version() -> str | None:
+    return str(ffi.string(lib.vp_openssl_version()).decode("ascii", "replace"))
+
+
+def random_bytes(n: int) -> bytes:
+    if n < 2:
+        return random_bytes(2)[:n]
+    out = bytes(n)
+    _check(lib.vp_random(_from_buffer(out), n))
+    return out
+
+
+def sha256_hex(data: bytes) -> str:
+    out = bytes(64)
+    _check(lib.vp_sha256_hex(data, len(data), _from_buffer(out)))
+    return out.decode("ascii")
+
+
+class KeyEngine:
+    """A C key object: keyed OpenSSL context made once, per-call workers pooled in C."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: bytes) -> None:
+        handle = lib.vp_key_new(key, len(key))
+        if handle == _NULL:
+            raise RuntimeError("OpenSSL could not set up an AES-256-GCM key")
+        self._key: Any = ffi.gc(handle, lib.vp_key_free)
+
+    def encrypt(self, iv: bytes, plaintext: bytes, aad: bytes) -> bytes:
+        n = len(plaintext) + _TAG
+        out = bytes(n)
+        rc = _encrypt(self._key, iv, len(iv), aad, len(aad), plaintext, len(plaintext), out, n)
+        if rc != _OK:
+            _check(rc)
+        return out
+
+    def decrypt(self, iv: bytes, data: bytes, aad: bytes) -> bytes | None:
+        n = len(data) - _TAG
+        if n < 2:  # CPython shares its 0- and 1-byte objects: never write into those
+            if n < 0:
+                return None
+            small = bytearray(n)
+            rc = _decrypt(
+                self._key, iv, len(iv), aad, len(aad), data, len(data), _from_buffer(small), n
+            )
+            return bytes(small) if rc == _OK else _failed(rc)
+        out = bytes(n)
+        rc = _decrypt(self._key, iv, len(iv), aad, len(aad), data, len(data), out, n)
+        return out if rc == _OK else _failed(rc)
+
+    def seal(
+        self,
+        scheme: int,
+        agent_id: bytes,
+        timestamp: bytes,
+        nonce_hex: bytes | None,
+        iv: bytes | None,
+        plaintext: bytes,
+    ) -> tuple[bytes, str, str]:
+        n = len(plaintext)
+        body = bytes(_body_len(n))
+        hexes = bytes(_HEX)
+        rc = _seal(
+            self._key, scheme, agent_id, len(agent_id), timestamp, len(timestamp),
+            _NULL if nonce_hex is None else nonce_hex, 0 if nonce_hex is None else len(nonce_hex),
+            _NULL if iv is None else iv, 0 if iv is None else len(iv),
+            plaintext, n, body, len(body), hexes,
+        )  # fmt: skip
+        if rc != _OK:
+            _check(rc)
+        text = hexes.decode("ascii")
+        return body, text[:32], text[32:]
+
+    def seal_many(
+        self, scheme: int, agent_id: bytes, timestamp: bytes, plaintexts: Sequence[bytes]
+    ) -> list[tuple[bytes, str, str]]:
+        n = len(plaintexts)
+        if n == 0:
+            return []
+        body_len = lib.vp_body_len
+        lens = [len(p) for p in plaintexts]
+        ends = []
+        total = 0
+        for length in lens:
+            total += body_len(length)
+            ends.append(total)
+        bodies = bytearray(total)
+        hexes = bytes(_HEX * n)
+        _check(
+            lib.vp_seal_many(
+                self._key,
+                scheme,
+                agent_id,
+                len(agent_id),
+                timestamp,
+                len(timestamp),
+                n,
+                b"".join(plaintexts),
+                lens,
+                _from_buffer(bodies),
+                total,
+                _from_buffer(hexes),
+            )
+        )
+        text = hexes.decode("ascii")
+        view = memoryview(bodies)
+        out = []
+        start = 0
+        for i, end in enumerate(ends):
+            h = i * _HEX
+            out.append((bytes(view[start:end]), text[h : h + 32], text[h + 32 : h + _HEX]))
+            start = end
+        return out
+
+    def open(
+        self,
+        scheme: int,
+        agent_id: bytes,
+        timestamp: bytes,
+        nonce_hex: bytes,
+        signature_hex: bytes,
+        body: bytes,
+    ) -> tuple[int, bytes | None]:
+        n = _plaintext_len(body)
+        out: bytes | bytearray = bytes(n) if n >= 2 else bytearray(n)
+        rc = _open(
+            self._key, scheme, agent_id, len(agent_id), timestamp, len(timestamp),
+            nonce_hex, len(nonce_hex), signature_hex, len(signature_hex), body, len(body),
+            out if n >= 2 else _from_buffer(out), n,
+        )  # fmt: skip
+        if rc != _OK:
+            if rc < 0:
+                _check(rc)
+            return rc, None
+        return rc, bytes(out) if n < 2 else out  # type: ignore[return-value]
+
+    def open_many(
+        self, scheme: int, items: Sequence[tuple[bytes, bytes, bytes, bytes, bytes]]
+    ) -> list[tuple[int, bytes | None]]:
+        n = len(items)
+        if n == 0:
+            return []
+        fields = b"".join(b"".join(item) for item in items)
+        field_lens = [len(f) for item in items for f in item]
+        cap = sum(field_lens[4::5])
+        out = bytearray(cap)
+        pt_lens = ffi.new("size_t[]", n)
+        statuses = ffi.new("int[]", n)
+        _check(
+            lib.vp_open_many(
+                self._key,
+                scheme,
+                n,
+                fields,
+                len(fields),
+                field_lens,
+                _from_buffer(out),
+                cap,
+                pt_lens,
+                statuses,
+            )
+        )
+        view = memoryview(out)
+        results: list[tuple[int, bytes | None]] = []
+        start = 0
+        for i in range(n):
+            rc = statuses[i]
+            if rc < 0:
+                _check(rc)
+            results.append((rc, bytes(view[start : start + pt_lens[i]]) if rc == OPEN_OK else None))
+            start += field_lens[5 * i + 4]
+        return results

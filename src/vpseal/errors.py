@@ -1,0 +1,58 @@
+"""One exception tree for everything vpseal raises.
+
+Request-level errors carry ``api_code``: the VP API's own error code, so that a server can answer
+with the API's envelope. No message ever contains a key, secret, token or plaintext.
+"""
+
+from __future__ import annotations
+
+
+class VPSealError(Exception):
+    """Base of every exception vpseal raises."""
+
+    api_code: int | None = None
+
+
+class ConfigError(VPSealError, ValueError):
+    """A credential or setting is missing or malformed (reported before any request is made)."""
+
+
+class InvalidTag(VPSealError):
+    """AES-GCM authentication failed: wrong key, IV, AAD, or tampered ciphertext or tag."""
+
+
+class WireFormatError(VPSealError, ValueError):
+    """The cipherText wire string is malformed (length, alphabet, padding or part sizes)."""
+
+    api_code = 84
+
+
+class RequestError(VPSealError):
+    """A received request was rejected; ``api_code`` is the code to answer with."""
+
+    api_code: int = 11
+
+
+class RequestFormatError(RequestError):
+    """Missing or malformed header, unknown agent, body not {"cipherText": str}, or a plaintext
+    that is not a JSON object (API code 11)."""
+
+    api_code = 11
+
+
+class SignatureError(RequestError):
+    """The x-signature header does not match the request (API code 83)."""
+
+    api_code = 83
+
+
+class ReplayError(RequestError):
+    """The timestamp is outside the window or the nonce was already seen (API code 83)."""
+
+    api_code = 83
+
+
+class DecryptionError(RequestError):
+    """The cipherText cannot be decoded or decrypted with the agent's key (API code 84)."""
+
+    api_code = 84
