@@ -4,10 +4,21 @@ from __future__ import annotations
 
 from vpseal._backend import engine as _engine
 from vpseal.aead import AesGcm
+from vpseal.envelope import (
+    Credentials,
+    Keyring,
+    OpenedRequest,
+    SealedRequest,
+    open_many,
+    open_request,
+    seal_many,
+    seal_request,
+)
 from vpseal.errors import (
     ConfigError,
     DecryptionError,
     InvalidTag,
+    PayloadError,
     ReplayError,
     RequestError,
     RequestFormatError,
@@ -16,6 +27,7 @@ from vpseal.errors import (
     WireFormatError,
 )
 from vpseal.keys import parse_api_key
+from vpseal.replay import MemoryNonceStore, NonceStore, RedisNonceStore, ReplayGuard
 from vpseal.signing import sign, verify_signature
 from vpseal.wire import decode_wire, encode_wire
 
@@ -35,6 +47,19 @@ def openssl_version() -> str | None:
 __all__ = [
     "AesGcm",
     "ConfigError",
+    "Credentials",
+    "Keyring",
+    "MemoryNonceStore",
+    "NonceStore",
+    "OpenedRequest",
+    "PayloadError",
+    "RedisNonceStore",
+    "ReplayGuard",
+    "SealedRequest",
+    "open_many",
+    "open_request",
+    "seal_many",
+    "seal_request",
     "DecryptionError",
     "InvalidTag",
     "ReplayError",

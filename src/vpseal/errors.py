@@ -17,6 +17,10 @@ class ConfigError(VPSealError, ValueError):
     """A credential or setting is missing or malformed (reported before any request is made)."""
 
 
+class PayloadError(VPSealError, ValueError):
+    """A payload to seal cannot be written as JSON (unsupported type, NaN, lone surrogate)."""
+
+
 class InvalidTag(VPSealError):
     """AES-GCM authentication failed: wrong key, IV, AAD, or tampered ciphertext or tag."""
 

@@ -1,0 +1,140 @@
+"""Replay protection: a timestamp window plus a store of nonces already seen.
+
+The signature has no secret in it (SPEC.md section 4), so anyone who captured a request can give
+it a fresh nonce, timestamp and signature. The guard therefore also remembers each message's
+GCM IV and tag (the first 40 characters of the wire string), which nobody can forge without the
+key: within the window, a captured body is refused however its headers were rewritten.
+
+An entry lives until the request that created it could no longer pass the window check
+(``timestamp + window``), so memory stays bounded by the traffic of one window.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from vpseal.errors import ReplayError
+
+DEFAULT_WINDOW_MS = 300_000
+
+
+def now_ms() -> int:
+    """Unix time in milliseconds (the x-timestamp unit)."""
+    return time.time_ns() // 1_000_000
+
+
+class NonceStore(Protocol):
+    """Where seen nonces live. ``add`` is atomic and all-or-nothing."""
+
+    def add(self, keys: Sequence[str], ttl_ms: int) -> bool:
+        """Record every key for ttl_ms; False (recording nothing) if any key is present."""
+
+
+class MemoryNonceStore:
+    """A thread-safe in-process store; expired entries are dropped as new ones arrive."""
+
+    def __init__(self) -> None:
+        self._expiry: dict[str, float] = {}
+        self._order: deque[tuple[float, str]] = deque()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._expiry)
+
+    def add(self, keys: Sequence[str], ttl_ms: int) -> bool:
+        now = time.monotonic()
+        expires = now + ttl_ms / 1000
+        with self._lock:
+            self._expire(now)
+            expiry = self._expiry
+            for key in keys:
+                if expiry.get(key, 0.0) > now:
+                    return False
+            for key in keys:
+                expiry[key] = expires
+                self._order.append((expires, key))
+            return True
+
+    def _expire(self, now: float) -> None:
+        order, expiry = self._order, self._expiry
+        while order and order[0][0] <= now:
+            when, key = order.popleft()
+            if expiry.get(key) == when:
+                del expiry[key]
+
+
+_REDIS_ADD = """
+for i, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 1 then return 0 end
+end
+for i, key in ipairs(KEYS) do
+  redis.call('SET', key, '1', 'PX', ARGV[1])
+end
+return 1
+"""
+
+
+class RedisNonceStore:
+    """Nonces in Redis, shared by every gateway process and machine that uses the same server.
+
+    ``add`` runs as one Lua script (check every key, then SET ... PX), so two processes racing
+    on the same nonce cannot both win. Needs the optional ``redis`` package
+    (``pip install vpseal[redis]``).
+    """
+
+    def __init__(
+        self, client: Any = None, *, url: str | None = None, prefix: str = "vpseal:seen:"
+    ) -> None:
+        if client is None:
+            try:
+                import redis
+            except ImportError as exc:  # pragma: no cover - depends on the extra
+                raise ImportError("RedisNonceStore needs 'pip install vpseal[redis]'") from exc
+            client = redis.Redis.from_url(url or "redis://127.0.0.1:6379/0")
+        self._client = client
+        self._prefix = prefix
+        self._script = client.register_script(_REDIS_ADD)
+
+    def __repr__(self) -> str:
+        return f"RedisNonceStore(prefix={self._prefix!r})"
+
+    def add(self, keys: Sequence[str], ttl_ms: int) -> bool:
+        names = [self._prefix + key for key in keys]
+        return bool(self._script(keys=names, args=[max(1, int(ttl_ms))]))
+
+
+class ReplayGuard:
+    """Rejects a timestamp more than ``window_ms`` from now (either way) and anything seen."""
+
+    def __init__(self, window_ms: int = DEFAULT_WINDOW_MS, store: NonceStore | None = None):
+        if isinstance(window_ms, bool) or not isinstance(window_ms, int) or window_ms <= 0:
+            raise ValueError("window_ms must be a positive int")
+        self.window_ms = window_ms
+        self.store: NonceStore = MemoryNonceStore() if store is None else store
+
+    def __repr__(self) -> str:
+        return f"ReplayGuard(window_ms={self.window_ms}, store={self.store!r})"
+
+    def check(
+        self,
+        agent_id: str,
+        timestamp_ms: int,
+        nonce: str,
+        *,
+        message_id: str | None = None,
+        now: int | None = None,
+    ) -> None:
+        """Record the request or raise ReplayError (API code 83)."""
+        current = now_ms() if now is None else now
+        if abs(current - timestamp_ms) > self.window_ms:
+            raise ReplayError("request timestamp is outside the accepted window")
+        keys = [f"{agent_id}\x1fn\x1f{nonce}"]
+        if message_id is not None:
+            keys.append(f"{agent_id}\x1fm\x1f{message_id}")
+        ttl = timestamp_ms + self.window_ms - current + 1
+        if not self.store.add(keys, ttl):
+            raise ReplayError("request was already received (nonce or message seen before)")
