@@ -10,6 +10,7 @@
  * - seal/open do the whole request in one call: IV, nonce, GCM, base64, JSON body, SHA-256.
  *   Ciphertext is streamed through a stack buffer, so the only output memory is the caller's.
  */
+#define _POSIX_C_SOURCE 200809L
 #include "vpseal.h"
 
 #include <openssl/crypto.h>
@@ -21,6 +22,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #if OPENSSL_VERSION_NUMBER < 0x30000000L
 #error "vpseal needs OpenSSL 3.0 or later"
@@ -450,23 +452,60 @@ static int is_lower_hex(const char *s, size_t n)
     return 1;
 }
 
-/* One request with a worker already in hand. nonce_in/iv_in may be NULL (drawn fresh). */
+/* Writes the current Unix time in milliseconds as decimal text; returns its length. */
+static size_t now_ms_text(char *out)
+{
+    struct timespec now;
+    char digits[24];
+    size_t n = 0;
+    if (clock_gettime(CLOCK_REALTIME, &now) != 0)
+        return 0;
+    unsigned long long ms = (unsigned long long)now.tv_sec * 1000u +
+                            (unsigned long long)now.tv_nsec / 1000000u;
+    do {
+        digits[n++] = (char)('0' + ms % 10);
+        ms /= 10;
+    } while (ms != 0);
+    for (size_t i = 0; i < n; i++)
+        out[i] = digits[n - 1 - i];
+    return n;
+}
+
+/* meta = nonce hex (32) | signature hex (64) | timestamp text, space-padded to META_TS_LEN. */
+#define META_TS_LEN 20
+#define META_LEN (NONCE_HEX_LEN + SIG_HEX_LEN + META_TS_LEN)
+
+static int valid_timestamp(const char *ts, size_t ts_len)
+{
+    if (ts_len == 0 || ts_len > 16)
+        return 0;
+    for (size_t i = 0; i < ts_len; i++)
+        if (ts[i] < '0' || ts[i] > '9')
+            return 0;
+    return 1;
+}
+
+/* One request with a worker already in hand; meta's timestamp part is already filled in.
+ * nonce_in/iv_in may be NULL (drawn fresh from the CSPRNG). */
 static int seal_one(worker *w, int scheme, const char *agent, size_t agent_len,
-                    const char *ts, size_t ts_len, const char *nonce_in,
-                    const unsigned char *iv_in, const unsigned char *pt, size_t pt_len,
-                    char *body, char *hex_out)
+                    const char *nonce_in, const unsigned char *iv_in,
+                    const unsigned char *pt, size_t pt_len, char *body, char *meta)
 {
     unsigned char iv[IV_LEN], tag[TAG_LEN], chunk[CHUNK];
+    const char *ts = meta + NONCE_HEX_LEN + SIG_HEX_LEN;
+    size_t ts_len = META_TS_LEN;
     char *p = body;
     int rc;
 
+    while (ts_len > 0 && ts[ts_len - 1] == ' ')
+        ts_len--;
     if (nonce_in != NULL) {
-        memcpy(hex_out, nonce_in, NONCE_HEX_LEN);
+        memcpy(meta, nonce_in, NONCE_HEX_LEN);
     } else {
         unsigned char raw[NONCE_RAW_LEN];
         if ((rc = vp_random(raw, sizeof(raw))) != VP_OK)
             return rc;
-        hex_encode(raw, sizeof(raw), hex_out);
+        hex_encode(raw, sizeof(raw), meta);
     }
     if (iv_in != NULL)
         memcpy(iv, iv_in, IV_LEN);
@@ -493,46 +532,69 @@ static int seal_one(worker *w, int scheme, const char *agent, size_t agent_len,
     memcpy(p, BODY_SUFFIX, SUFFIX_LEN);
     p += SUFFIX_LEN;
 
-    return sign_request(w->md, scheme, agent, agent_len, ts, ts_len, hex_out, NONCE_HEX_LEN,
-                        body, (size_t)(p - body), hex_out + NONCE_HEX_LEN);
+    return sign_request(w->md, scheme, agent, agent_len, ts, ts_len, meta, NONCE_HEX_LEN, body,
+                        (size_t)(p - body), meta + NONCE_HEX_LEN);
 }
 
-int vp_seal(vp_key *k, int scheme,
-            const char *agent, size_t agent_len,
-            const char *ts, size_t ts_len,
-            const char *nonce_in, size_t nonce_in_len,
-            const unsigned char *iv_in, size_t iv_in_len,
-            const unsigned char *pt, size_t pt_len,
-            char *body_out, size_t body_len,
-            char *hex_out)
+/* Fills meta's timestamp part from ts (or the clock when ts is NULL). */
+static int put_timestamp(char *meta, const char *ts, size_t ts_len)
 {
-    if (k == NULL || (scheme != VP_SCHEME_TRANSFER && scheme != VP_SCHEME_PIPE) ||
-        (agent == NULL && agent_len != 0) || (ts == NULL && ts_len != 0) ||
-        (nonce_in != NULL && (nonce_in_len != NONCE_HEX_LEN ||
-                              !is_lower_hex(nonce_in, nonce_in_len))) ||
-        (iv_in != NULL && iv_in_len != IV_LEN) || (pt == NULL && pt_len != 0) ||
-        pt_len == 0 || body_out == NULL || hex_out == NULL || vp_body_len(pt_len) == 0 ||
-        body_len != vp_body_len(pt_len))
+    char *out = meta + NONCE_HEX_LEN + SIG_HEX_LEN;
+    memset(out, ' ', META_TS_LEN);
+    if (ts == NULL)
+        return now_ms_text(out) != 0 ? VP_OK : VP_ERR_OPENSSL;
+    if (!valid_timestamp(ts, ts_len))
         return VP_ERR_ARG;
+    memcpy(out, ts, ts_len);
+    return VP_OK;
+}
+
+static int seal_args_ok(vp_key *k, int scheme, const char *agent, size_t agent_len,
+                        const unsigned char *pt, size_t pt_len, const char *body_out,
+                        size_t body_len, const char *meta_out)
+{
+    return k != NULL && (scheme == VP_SCHEME_TRANSFER || scheme == VP_SCHEME_PIPE) &&
+           (agent != NULL || agent_len == 0) && pt != NULL && pt_len != 0 &&
+           body_out != NULL && meta_out != NULL && vp_body_len(pt_len) != 0 &&
+           body_len == vp_body_len(pt_len);
+}
+
+int vp_seal(vp_key *k, int scheme, const char *agent, size_t agent_len,
+            const unsigned char *pt, size_t pt_len, char *body_out, size_t body_len,
+            char *meta_out)
+{
+    return vp_seal_fixed(k, scheme, agent, agent_len, NULL, 0, NULL, 0, NULL, 0, pt, pt_len,
+                         body_out, body_len, meta_out);
+}
+
+int vp_seal_fixed(vp_key *k, int scheme, const char *agent, size_t agent_len,
+                  const char *ts, size_t ts_len, const char *nonce, size_t nonce_len,
+                  const unsigned char *iv, size_t iv_len,
+                  const unsigned char *pt, size_t pt_len, char *body_out, size_t body_len,
+                  char *meta_out)
+{
+    if (!seal_args_ok(k, scheme, agent, agent_len, pt, pt_len, body_out, body_len, meta_out) ||
+        (nonce != NULL && (nonce_len != NONCE_HEX_LEN || !is_lower_hex(nonce, nonce_len))) ||
+        (iv != NULL && iv_len != IV_LEN))
+        return VP_ERR_ARG;
+    int rc = put_timestamp(meta_out, ts, ts_len);
+    if (rc != VP_OK)
+        return rc;
     worker *w = worker_take(k);
     if (w == NULL)
         return VP_ERR_OPENSSL;
-    int rc = seal_one(w, scheme, agent, agent_len, ts, ts_len, nonce_in, iv_in, pt, pt_len,
-                      body_out, hex_out);
+    rc = seal_one(w, scheme, agent, agent_len, nonce, iv, pt, pt_len, body_out, meta_out);
     worker_give_back(k, w);
     return rc;
 }
 
-int vp_seal_many(vp_key *k, int scheme,
-                 const char *agent, size_t agent_len,
-                 const char *ts, size_t ts_len,
+int vp_seal_many(vp_key *k, int scheme, const char *agent, size_t agent_len,
                  size_t n, const unsigned char *pts, const size_t *pt_lens,
-                 char *bodies_out, size_t bodies_len,
-                 char *hex_out)
+                 char *bodies_out, size_t bodies_len, char *metas_out)
 {
     if (k == NULL || (scheme != VP_SCHEME_TRANSFER && scheme != VP_SCHEME_PIPE) ||
-        (agent == NULL && agent_len != 0) || (ts == NULL && ts_len != 0) ||
-        (n != 0 && (pts == NULL || pt_lens == NULL || bodies_out == NULL || hex_out == NULL)))
+        (agent == NULL && agent_len != 0) ||
+        (n != 0 && (pts == NULL || pt_lens == NULL || bodies_out == NULL || metas_out == NULL)))
         return VP_ERR_ARG;
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
@@ -541,18 +603,23 @@ int vp_seal_many(vp_key *k, int scheme,
             return VP_ERR_ARG;
         total += bl;
     }
-    if (total != bodies_len)
-        return VP_ERR_ARG;
+    if (total != bodies_len || n == 0)
+        return n == 0 ? VP_OK : VP_ERR_ARG;
+    int rc = put_timestamp(metas_out, NULL, 0); /* one clock reading for the whole batch */
+    if (rc != VP_OK)
+        return rc;
     worker *w = worker_take(k);
     if (w == NULL)
         return VP_ERR_OPENSSL;
-    int rc = VP_OK;
     for (size_t i = 0; i < n && rc == VP_OK; i++) {
-        rc = seal_one(w, scheme, agent, agent_len, ts, ts_len, NULL, NULL, pts, pt_lens[i],
-                      bodies_out, hex_out);
+        if (i > 0)
+            memcpy(metas_out + NONCE_HEX_LEN + SIG_HEX_LEN,
+                   metas_out - META_LEN + NONCE_HEX_LEN + SIG_HEX_LEN, META_TS_LEN);
+        rc = seal_one(w, scheme, agent, agent_len, NULL, NULL, pts, pt_lens[i], bodies_out,
+                      metas_out);
         pts += pt_lens[i];
         bodies_out += vp_body_len(pt_lens[i]);
-        hex_out += NONCE_HEX_LEN + SIG_HEX_LEN;
+        metas_out += META_LEN;
     }
     worker_give_back(k, w);
     return rc;
@@ -597,6 +664,10 @@ static int open_one(worker *w, int scheme, const char *agent, size_t agent_len,
     int rc;
 
     *pt_len = 0;
+    if (!valid_timestamp(ts, ts_len))
+        return VP_BAD_TIMESTAMP;
+    if (nonce_len != NONCE_HEX_LEN || !is_lower_hex(nonce, nonce_len))
+        return VP_BAD_NONCE;
     if (!body_is_canonical(body, body_len))
         return VP_NOT_CANONICAL;
     if ((rc = sign_request(w->md, scheme, agent, agent_len, ts, ts_len, nonce, nonce_len, body,
@@ -659,23 +730,19 @@ size_t vp_plaintext_len(const char *body, size_t body_len)
     return n;
 }
 
-int vp_open(vp_key *k, int scheme,
-            const char *agent, size_t agent_len,
-            const char *ts, size_t ts_len,
-            const char *nonce, size_t nonce_len,
-            const char *sig, size_t sig_len,
-            const char *body, size_t body_len,
-            unsigned char *pt_out, size_t pt_len)
+int vp_open(vp_key *k, int scheme, const char *agent, size_t agent_len,
+            const char *headers, size_t ts_len, size_t nonce_len, size_t sig_len,
+            const char *body, size_t body_len, unsigned char *pt_out, size_t pt_len)
 {
     if (k == NULL || (scheme != VP_SCHEME_TRANSFER && scheme != VP_SCHEME_PIPE) ||
-        (agent == NULL && agent_len != 0) || (ts == NULL && ts_len != 0) ||
-        (nonce == NULL && nonce_len != 0) || (sig == NULL && sig_len != 0) ||
+        (agent == NULL && agent_len != 0) || headers == NULL ||
         (body == NULL && body_len != 0) || (pt_out == NULL && pt_len != 0))
         return VP_ERR_ARG;
     worker *w = worker_take(k);
     if (w == NULL)
         return VP_ERR_OPENSSL;
     size_t produced = 0;
+    const char *ts = headers, *nonce = ts + ts_len, *sig = nonce + nonce_len;
     int rc = open_one(w, scheme, agent, agent_len, ts, ts_len, nonce, nonce_len, sig, sig_len,
                       body, body_len, pt_out, pt_len, &produced);
     worker_give_back(k, w);

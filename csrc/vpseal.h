@@ -15,11 +15,14 @@ enum {
     VP_BAD_SIGNATURE = 2,
     VP_BAD_WIRE = 3,
     VP_BAD_TAG = 4,
+    VP_BAD_TIMESTAMP = 5,   /* x-timestamp is not 1-16 decimal digits */
+    VP_BAD_NONCE = 6,       /* x-nonce is not 32 lowercase hex characters */
     VP_ERR_ARG = -1,        /* a length or pointer the caller should have checked */
     VP_ERR_OPENSSL = -2     /* an OpenSSL call failed (allocation, provider) */
 };
 
 enum { VP_SCHEME_TRANSFER = 0, VP_SCHEME_PIPE = 1 };
+enum { VP_META_LEN = 116 };
 
 int vp_init(void);
 const char *vp_openssl_version(void);
@@ -43,30 +46,30 @@ size_t vp_body_len(size_t plaintext_len);
 /* The plaintext length a canonical body decodes to (0 when the body cannot be one). */
 size_t vp_plaintext_len(const char *body, size_t body_len);
 
-int vp_seal(vp_key *k, int scheme,
-            const char *agent, size_t agent_len,
-            const char *ts, size_t ts_len,
-            const char *nonce_in, size_t nonce_in_len,
-            const unsigned char *iv_in, size_t iv_in_len,
-            const unsigned char *pt, size_t pt_len,
-            char *body_out, size_t body_len,
-            char *hex_out);
-
-int vp_seal_many(vp_key *k, int scheme,
-                 const char *agent, size_t agent_len,
-                 const char *ts, size_t ts_len,
+/* meta_out receives VP_META_LEN characters: nonce hex (32), signature hex (64), and the
+ * x-timestamp text (up to 20 characters, padded with spaces). vp_seal draws the nonce and IV
+ * and reads the clock; vp_seal_fixed takes any of them given (NULL: fresh), for known answers. */
+int vp_seal(vp_key *k, int scheme, const char *agent, size_t agent_len,
+            const unsigned char *pt, size_t pt_len, char *body_out, size_t body_len,
+            char *meta_out);
+int vp_seal_fixed(vp_key *k, int scheme, const char *agent, size_t agent_len,
+                  const char *ts, size_t ts_len, const char *nonce, size_t nonce_len,
+                  const unsigned char *iv, size_t iv_len,
+                  const unsigned char *pt, size_t pt_len, char *body_out, size_t body_len,
+                  char *meta_out);
+/* n requests, one clock reading: bodies back to back, metas VP_META_LEN apart. */
+int vp_seal_many(vp_key *k, int scheme, const char *agent, size_t agent_len,
                  size_t n, const unsigned char *pts, const size_t *pt_lens,
-                 char *bodies_out, size_t bodies_len,
-                 char *hex_out);
+                 char *bodies_out, size_t bodies_len, char *metas_out);
 
-int vp_open(vp_key *k, int scheme,
-            const char *agent, size_t agent_len,
-            const char *ts, size_t ts_len,
-            const char *nonce, size_t nonce_len,
-            const char *sig, size_t sig_len,
-            const char *body, size_t body_len,
-            unsigned char *pt_out, size_t pt_len);
+/* headers = x-timestamp text, x-nonce, x-signature back to back. pt_len must equal
+ * vp_plaintext_len(body); pt_out receives the plaintext only when VP_OK is returned. */
+int vp_open(vp_key *k, int scheme, const char *agent, size_t agent_len,
+            const char *headers, size_t ts_len, size_t nonce_len, size_t sig_len,
+            const char *body, size_t body_len, unsigned char *pt_out, size_t pt_len);
 
+/* fields = for each request: agent, timestamp, nonce, signature, body (5 field_lens each);
+ * plaintext i is written at the offset of body i's running total (a body always has room). */
 int vp_open_many(vp_key *k, int scheme, size_t n, const char *fields, size_t fields_len,
                  const size_t *field_lens, unsigned char *pts_out, size_t pts_cap,
                  size_t *pt_lens, int *statuses);

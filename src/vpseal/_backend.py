@@ -15,18 +15,19 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Protocol, cast
 
-SCHEME_TRANSFER = 0  # sha256(agentId + timestamp + nonce + body)
-SCHEME_PIPE = 1  # sha256(agentId "|" timestamp "|" nonce "|" wireString)
-
-# Statuses of KeyEngine.open / open_many, checked in this order.
-OPEN_OK = 0
-OPEN_NOT_CANONICAL = 1  # body is not exactly {"cipherText":"<chars other than quote/backslash>"}
-OPEN_BAD_SIGNATURE = 2  # computed signature differs from the given one (constant-time compare)
-OPEN_BAD_WIRE = 3  # the wire string is not iv(16)+tag(24)+ciphertext(>0) strict padded base64
-OPEN_BAD_TAG = 4  # GCM authentication failed; no plaintext is released
-
-BODY_PREFIX = b'{"cipherText":"'
-BODY_SUFFIX = b'"}'
+from vpseal._protocol import (  # noqa: F401 - re-exported for the layers above
+    BODY_PREFIX,
+    BODY_SUFFIX,
+    OPEN_BAD_NONCE,
+    OPEN_BAD_SIGNATURE,
+    OPEN_BAD_TAG,
+    OPEN_BAD_TIMESTAMP,
+    OPEN_BAD_WIRE,
+    OPEN_NOT_CANONICAL,
+    OPEN_OK,
+    SCHEME_PIPE,
+    SCHEME_TRANSFER,
+)
 
 
 class KeyEngine(Protocol):
@@ -44,32 +45,34 @@ class KeyEngine(Protocol):
         self,
         scheme: int,
         agent_id: bytes,
-        timestamp: bytes,
-        nonce_hex: bytes | None,
-        iv: bytes | None,
         plaintext: bytes,
-    ) -> tuple[bytes, str, str]:
-        """(body, nonce hex, signature hex). A None nonce or IV is drawn fresh from the CSPRNG.
+        timestamp: bytes | None = None,
+        nonce_hex: bytes | None = None,
+        iv: bytes | None = None,
+    ) -> tuple[bytes, str, str, str]:
+        """(body, timestamp, nonce hex, signature hex). timestamp defaults to the clock (Unix
+        ms), nonce and IV to fresh CSPRNG bytes; giving them is for known-answer tests.
 
         body is exactly BODY_PREFIX + wire + BODY_SUFFIX, wire = b64(iv) + b64(tag) + b64(ct).
         """
 
     def seal_many(
-        self, scheme: int, agent_id: bytes, timestamp: bytes, plaintexts: Sequence[bytes]
-    ) -> list[tuple[bytes, str, str]]:
-        """seal() for each plaintext with fresh nonces and IVs, in one pass."""
+        self, scheme: int, agent_id: bytes, plaintexts: Sequence[bytes]
+    ) -> list[tuple[bytes, str, str, str]]:
+        """seal() for each plaintext with one clock reading and fresh nonces and IVs."""
 
     def open(
         self,
         scheme: int,
         agent_id: bytes,
-        timestamp: bytes,
-        nonce_hex: bytes,
-        signature_hex: bytes,
+        headers: bytes,
+        ts_len: int,
+        nonce_len: int,
         body: bytes,
     ) -> tuple[int, bytes | None]:
-        """(status, plaintext if status == OPEN_OK else None). Signature hex compared
-        case-insensitively; a signature that is not 64 characters is OPEN_BAD_SIGNATURE."""
+        """(status, plaintext if status == OPEN_OK else None). headers is the x-timestamp,
+        x-nonce and x-signature values back to back (ASCII); ts_len and nonce_len split it.
+        Signature hex is compared case-insensitively; one not 64 long is OPEN_BAD_SIGNATURE."""
 
     def open_many(
         self, scheme: int, items: Sequence[tuple[bytes, bytes, bytes, bytes, bytes]]

@@ -9,6 +9,7 @@ objects are never touched. C failures become exceptions here; statuses pass thro
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ if lib.vp_init() != lib.VP_OK:  # pragma: no cover - a broken libcrypto
 
 NAME = "native"
 _TAG = 16
-_HEX = 96  # nonce (32) + signature (64)
+_META = lib.VP_META_LEN  # nonce (32) + signature (64) + timestamp (20, space-padded)
 _from_buffer = ffi.from_buffer
 _NULL = ffi.NULL
 _OK = lib.VP_OK
@@ -34,6 +35,8 @@ _OK = lib.VP_OK
 _encrypt = lib.vp_encrypt
 _decrypt = lib.vp_decrypt
 _seal = lib.vp_seal
+_seal_fixed = lib.vp_seal_fixed
+_seal_many = lib.vp_seal_many
 _open = lib.vp_open
 _body_len = lib.vp_body_len
 
@@ -118,87 +121,86 @@ class KeyEngine:
         self,
         scheme: int,
         agent_id: bytes,
-        timestamp: bytes,
-        nonce_hex: bytes | None,
-        iv: bytes | None,
         plaintext: bytes,
-    ) -> tuple[bytes, str, str]:
+        timestamp: bytes | None = None,
+        nonce_hex: bytes | None = None,
+        iv: bytes | None = None,
+    ) -> tuple[bytes, str, str, str]:
         n = len(plaintext)
         body = bytes(_body_len(n))
-        hexes = bytes(_HEX)
-        rc = _seal(
-            self._key, scheme, agent_id, len(agent_id), timestamp, len(timestamp),
-            _NULL if nonce_hex is None else nonce_hex, 0 if nonce_hex is None else len(nonce_hex),
-            _NULL if iv is None else iv, 0 if iv is None else len(iv),
-            plaintext, n, body, len(body), hexes,
-        )  # fmt: skip
+        meta = bytes(_META)
+        if timestamp is None and nonce_hex is None and iv is None:
+            rc = _seal(
+                self._key, scheme, agent_id, len(agent_id), plaintext, n, body, len(body), meta
+            )
+        else:
+            rc = _seal_fixed(
+                self._key, scheme, agent_id, len(agent_id),
+                _NULL if timestamp is None else timestamp, len(timestamp or b""),
+                _NULL if nonce_hex is None else nonce_hex, len(nonce_hex or b""),
+                _NULL if iv is None else iv, len(iv or b""),
+                plaintext, n, body, len(body), meta,
+            )  # fmt: skip
         if rc != _OK:
             _check(rc)
-        text = hexes.decode("ascii")
-        return body, text[:32], text[32:]
+        text = meta.decode("ascii")
+        return body, text[96:].rstrip(), text[:32], text[32:96]
 
     def seal_many(
-        self, scheme: int, agent_id: bytes, timestamp: bytes, plaintexts: Sequence[bytes]
-    ) -> list[tuple[bytes, str, str]]:
+        self, scheme: int, agent_id: bytes, plaintexts: Sequence[bytes]
+    ) -> list[tuple[bytes, str, str, str]]:
         n = len(plaintexts)
         if n == 0:
             return []
-        body_len = lib.vp_body_len
         lens = [len(p) for p in plaintexts]
-        ends = []
-        total = 0
-        for length in lens:
-            total += body_len(length)
-            ends.append(total)
+        ends = list(accumulate(map(_body_len, lens)))
+        total = ends[-1]
         bodies = bytearray(total)
-        hexes = bytes(_HEX * n)
-        _check(
-            lib.vp_seal_many(
-                self._key,
-                scheme,
-                agent_id,
-                len(agent_id),
-                timestamp,
-                len(timestamp),
-                n,
-                b"".join(plaintexts),
-                lens,
-                _from_buffer(bodies),
-                total,
-                _from_buffer(hexes),
-            )
-        )
-        text = hexes.decode("ascii")
+        metas = bytes(_META * n)
+        rc = _seal_many(
+            self._key, scheme, agent_id, len(agent_id), n, b"".join(plaintexts), lens,
+            _from_buffer(bodies), total, metas,
+        )  # fmt: skip
+        if rc != _OK:
+            _check(rc)
+        text = metas.decode("ascii")
+        timestamp = text[96:_META].rstrip()
         view = memoryview(bodies)
-        out = []
-        start = 0
-        for i, end in enumerate(ends):
-            h = i * _HEX
-            out.append((bytes(view[start:end]), text[h : h + 32], text[h + 32 : h + _HEX]))
-            start = end
-        return out
+        starts = [0, *ends[:-1]]
+        return [
+            (bytes(view[start:end]), timestamp, text[m : m + 32], text[m + 32 : m + 96])
+            for start, end, m in zip(starts, ends, range(0, _META * n, _META), strict=True)
+        ]
 
     def open(
         self,
         scheme: int,
         agent_id: bytes,
-        timestamp: bytes,
-        nonce_hex: bytes,
-        signature_hex: bytes,
+        headers: bytes,
+        ts_len: int,
+        nonce_len: int,
         body: bytes,
     ) -> tuple[int, bytes | None]:
         n = _plaintext_len(body)
-        out: bytes | bytearray = bytes(n) if n >= 2 else bytearray(n)
-        rc = _open(
-            self._key, scheme, agent_id, len(agent_id), timestamp, len(timestamp),
-            nonce_hex, len(nonce_hex), signature_hex, len(signature_hex), body, len(body),
-            out if n >= 2 else _from_buffer(out), n,
-        )  # fmt: skip
-        if rc != _OK:
-            if rc < 0:
-                _check(rc)
-            return rc, None
-        return rc, bytes(out) if n < 2 else out  # type: ignore[return-value]
+        if n >= 2:
+            out = bytes(n)
+            rc = _open(
+                self._key, scheme, agent_id, len(agent_id), headers, ts_len, nonce_len,
+                len(headers) - ts_len - nonce_len, body, len(body), out, n,
+            )  # fmt: skip
+            if rc == _OK:
+                return rc, out
+        else:  # CPython shares its 0- and 1-byte objects: never write into those
+            small = bytearray(n)
+            rc = _open(
+                self._key, scheme, agent_id, len(agent_id), headers, ts_len, nonce_len,
+                len(headers) - ts_len - nonce_len, body, len(body), _from_buffer(small), n,
+            )  # fmt: skip
+            if rc == _OK:
+                return rc, bytes(small)
+        if rc < 0:
+            _check(rc)
+        return rc, None
 
     def open_many(
         self, scheme: int, items: Sequence[tuple[bytes, bytes, bytes, bytes, bytes]]

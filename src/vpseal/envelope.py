@@ -9,16 +9,15 @@ equally strict path in Python.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Mapping
-from decimal import Decimal
 from typing import Any
 
+from vpseal import _json
 from vpseal._backend import (
     BODY_PREFIX,
+    OPEN_BAD_NONCE,
     OPEN_BAD_SIGNATURE,
-    OPEN_BAD_TAG,
-    OPEN_BAD_WIRE,
+    OPEN_BAD_TIMESTAMP,
     OPEN_NOT_CANONICAL,
     OPEN_OK,
     engine,
@@ -27,7 +26,6 @@ from vpseal.aead import KEY_SIZE
 from vpseal.errors import (
     ConfigError,
     DecryptionError,
-    InvalidTag,
     PayloadError,
     RequestFormatError,
     SignatureError,
@@ -35,7 +33,7 @@ from vpseal.errors import (
     WireFormatError,
 )
 from vpseal.keys import parse_api_key
-from vpseal.replay import ReplayGuard, now_ms
+from vpseal.replay import ReplayGuard
 from vpseal.signing import Scheme, scheme_code, verify_signature
 from vpseal.wire import decode_wire
 
@@ -44,8 +42,6 @@ CONTENT_TYPE = "application/json"
 _HEX = frozenset("0123456789abcdef")
 _DIGITS = frozenset("0123456789")
 _MESSAGE_ID = slice(len(BODY_PREFIX), len(BODY_PREFIX) + 40)  # b64(iv) + b64(tag)
-
-_encode_str = json.encoder.encode_basestring  # what ensure_ascii=False writes for a str
 
 
 class Credentials:
@@ -151,21 +147,6 @@ class OpenedRequest:
 # ---------------------------------------------------------------- sealing
 
 
-def _decimal_default(value: object) -> object:
-    if isinstance(value, Decimal):
-        raise _HasDecimal
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-class _HasDecimal(Exception):
-    pass
-
-
-_encode_json_checked = json.JSONEncoder(
-    ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_decimal_default
-).encode
-
-
 def payload_bytes(payload: Mapping[str, Any] | bytes) -> bytes:
     """Compact UTF-8 JSON of a mapping (non-ASCII kept, Decimal written exactly), or the bytes."""
     if isinstance(payload, bytes):
@@ -175,42 +156,9 @@ def payload_bytes(payload: Mapping[str, Any] | bytes) -> bytes:
     if not isinstance(payload, Mapping):
         raise PayloadError(f"payload must be a mapping or JSON bytes, not {type(payload).__name__}")
     try:
-        try:
-            text = _encode_json_checked(payload)
-        except _HasDecimal:
-            text = _json_with_decimals(payload)
-        return text.encode("utf-8")
+        return _json.dumps(payload)
     except (TypeError, ValueError, RecursionError) as exc:  # UnicodeEncodeError is a ValueError
         raise PayloadError(f"payload cannot be sent as JSON: {exc}") from None
-
-
-def _json_with_decimals(value: Any) -> str:
-    """The compact JSON that json.dumps would write, but with each Decimal as its exact number
-    (the stdlib encoder cannot emit a number it did not format itself)."""
-    if isinstance(value, str):
-        return _encode_str(value)
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError("a non-finite Decimal is not a JSON number")
-        return str(value)
-    if isinstance(value, Mapping):
-        items = []
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise TypeError(f"keys must be str, not {type(key).__name__}")
-            items.append(_encode_str(key) + ":" + _json_with_decimals(item))
-        return "{" + ",".join(items) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_json_with_decimals(item) for item in value) + "]"
-    return _encode_json_checked(value)  # None, bool, int, float: as json.dumps writes them
-
-
-def _timestamp_bytes(timestamp_ms: int | None) -> bytes:
-    if timestamp_ms is None:
-        return str(now_ms()).encode("ascii")
-    if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, int) or timestamp_ms < 0:
-        raise ValueError("timestamp_ms must be a non-negative int of milliseconds")
-    return str(timestamp_ms).encode("ascii")
 
 
 def _headers(agent_id: str, timestamp: str, nonce: str, signature: str) -> dict[str, str]:
@@ -233,49 +181,125 @@ def seal_request(
 ) -> SealedRequest:
     """Encrypt and sign one request. Leave timestamp_ms, nonce and iv unset outside tests:
     they default to now and to fresh CSPRNG bytes (an IV must never repeat under a key)."""
-    if not isinstance(credentials, Credentials):
+    if type(credentials) is not Credentials:
         raise TypeError("credentials must be vpseal.Credentials")
-    plaintext = payload_bytes(payload)
-    timestamp = _timestamp_bytes(timestamp_ms)
-    nonce_hex = None
-    if nonce is not None:
-        if not isinstance(nonce, str) or len(nonce) != 32 or not _HEX.issuperset(nonce):
-            raise ValueError("nonce must be 32 lowercase hex characters")
-        nonce_hex = nonce.encode("ascii")
+    plaintext = payload if type(payload) is bytes and payload else payload_bytes(payload)
+    if timestamp_ms is None and nonce is None and iv is None:
+        body, timestamp, nonce_text, signature = credentials._engine.seal(
+            credentials._code, credentials._agent, plaintext
+        )
+    else:
+        body, timestamp, nonce_text, signature = credentials._engine.seal(
+            credentials._code, credentials._agent, plaintext, *_fixed(timestamp_ms, nonce, iv)
+        )
+    return SealedRequest(
+        {
+            "Content-Type": CONTENT_TYPE,
+            "x-agentid": credentials.agent_id,
+            "x-timestamp": timestamp,
+            "x-nonce": nonce_text,
+            "x-signature": signature,
+        },
+        body,
+    )
+
+
+def _fixed(
+    timestamp_ms: int | None, nonce: str | None, iv: bytes | None
+) -> tuple[bytes | None, bytes | None, bytes | None]:
+    """Validate the values a known-answer test fixes, as the engine wants them."""
+    timestamp = None
+    if timestamp_ms is not None:
+        if isinstance(timestamp_ms, bool) or not isinstance(timestamp_ms, int):
+            raise ValueError("timestamp_ms must be an int of milliseconds")
+        if not 0 <= timestamp_ms < 10**16:
+            raise ValueError("timestamp_ms must be between 0 and 16 digits")
+        timestamp = str(timestamp_ms).encode("ascii")
+    if nonce is not None and (
+        not isinstance(nonce, str) or len(nonce) != 32 or not _HEX.issuperset(nonce)
+    ):
+        raise ValueError("nonce must be 32 lowercase hex characters")
     if iv is not None and (not isinstance(iv, bytes) or len(iv) != 12):
         raise ValueError("iv must be 12 bytes")
-    body, nonce_text, signature = credentials._engine.seal(
-        credentials._code, credentials._agent, timestamp, nonce_hex, iv, plaintext
-    )
-    return SealedRequest(
-        _headers(credentials.agent_id, timestamp.decode("ascii"), nonce_text, signature), body
-    )
+    return timestamp, None if nonce is None else nonce.encode("ascii"), iv
 
 
 def seal_many(
     credentials: Credentials, payloads: Iterable[Mapping[str, Any] | bytes]
 ) -> list[SealedRequest]:
-    """seal_request for many payloads in one engine call (the GIL is released while it runs)."""
-    if not isinstance(credentials, Credentials):
+    """seal_request for many payloads in one engine call (the GIL is released while it runs).
+    All share one timestamp; each gets its own nonce and IV."""
+    if type(credentials) is not Credentials:
         raise TypeError("credentials must be vpseal.Credentials")
-    plaintexts = [payload_bytes(p) for p in payloads]
-    timestamp = _timestamp_bytes(None)
-    ts_text = timestamp.decode("ascii")
+    plaintexts = [p if type(p) is bytes and p else payload_bytes(p) for p in payloads]
     agent = credentials.agent_id
-    sealed = credentials._engine.seal_many(
-        credentials._code, credentials._agent, timestamp, plaintexts
-    )
+    sealed = credentials._engine.seal_many(credentials._code, credentials._agent, plaintexts)
     return [
-        SealedRequest(_headers(agent, ts_text, nonce, signature), body)
-        for body, nonce, signature in sealed
+        SealedRequest(_headers(agent, timestamp, nonce, signature), body)
+        for body, timestamp, nonce, signature in sealed
     ]
 
 
 # ---------------------------------------------------------------- opening
 
+_HEADER_NAMES = ("x-agentid", "x-timestamp", "x-nonce", "x-signature")
 
-class _Parsed:
-    """Validated headers of one request, ready for the engine."""
+
+def _find_headers(headers: object) -> tuple[str, str, str, str]:
+    """The four protocol headers, looked up case-insensitively in any mapping."""
+    if not isinstance(headers, Mapping):
+        raise RequestFormatError("headers must be a mapping")
+    lowered = {str(k).lower(): v for k, v in headers.items()}
+    values = []
+    for name in _HEADER_NAMES:
+        value = lowered.get(name)
+        if value is None:
+            raise RequestFormatError(f"missing header {name}")
+        if isinstance(value, bytes):
+            value = value.decode("latin-1")
+        if not isinstance(value, str):
+            raise RequestFormatError(f"header {name} must be a string")
+        values.append(value)
+    return values[0], values[1], values[2], values[3]
+
+
+def _credentials_for(keys: Credentials | Mapping[str, Credentials], agent_id: str) -> Credentials:
+    if type(keys) is Credentials:
+        if keys.agent_id == agent_id:
+            return keys
+    elif isinstance(keys, Mapping):
+        found = keys.get(agent_id)
+        if isinstance(found, Credentials):
+            return found
+    else:
+        raise TypeError("keys must be Credentials or a Keyring (mapping of agent id)")
+    raise RequestFormatError("unknown agent in x-agentid")
+
+
+def _as_body(body: object, max_body: int) -> bytes:
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    elif isinstance(body, (bytearray, memoryview)):
+        body = bytes(body)
+    elif not isinstance(body, bytes):
+        raise RequestFormatError("body must be bytes")
+    if len(body) > max_body:
+        raise RequestFormatError(f"body larger than {max_body} bytes")
+    return body
+
+
+def _check_formats(timestamp: str, nonce: str, signature: str) -> None:
+    """The header checks the engine does, in Python, for the paths that do not reach it."""
+    if not 0 < len(timestamp) <= 16 or not _DIGITS.issuperset(timestamp):
+        raise RequestFormatError("x-timestamp must be Unix time in milliseconds (digits)")
+    if len(nonce) != 32 or not _HEX.issuperset(nonce):
+        raise RequestFormatError("x-nonce must be 32 lowercase hex characters")
+    if not signature.isascii():
+        raise SignatureError("signature verification failed")
+
+
+class _Received:
+    """One request's validated pieces, carried from the engine's verdict to the result."""
 
     __slots__ = ("agent_id", "body", "credentials", "nonce", "signature", "timestamp")
 
@@ -295,113 +319,55 @@ class _Parsed:
         self.signature = signature
         self.body = body
 
-    def engine_args(self) -> tuple[bytes, bytes, bytes, bytes, bytes]:
-        return (
-            self.credentials._agent,
-            self.timestamp.encode("ascii"),
-            self.nonce.encode("ascii"),
-            self.signature.encode("ascii"),
-            self.body,
-        )
 
-
-def _header(headers: Mapping[str, str], name: str) -> str:
-    value = headers.get(name)
-    if value is None:
-        for key, candidate in headers.items():
-            if isinstance(key, str) and key.lower() == name:
-                value = candidate
-                break
-        else:
-            raise RequestFormatError(f"missing header {name}")
-    if isinstance(value, bytes):
-        value = value.decode("latin-1")
-    if not isinstance(value, str):
-        raise RequestFormatError(f"header {name} must be a string")
-    return value.strip()
-
-
-def _parse(
+def _receive(
     keys: Credentials | Mapping[str, Credentials],
     headers: Mapping[str, str],
-    body: bytes,
+    body: object,
     max_body: int,
-) -> _Parsed:
-    if not isinstance(headers, Mapping):
-        raise RequestFormatError("headers must be a mapping")
-    agent_id = _header(headers, "x-agentid")
-    timestamp = _header(headers, "x-timestamp")
-    nonce = _header(headers, "x-nonce")
-    signature = _header(headers, "x-signature")
-    if isinstance(keys, Credentials):
-        credentials = keys if keys.agent_id == agent_id else None
-    else:
-        credentials = keys.get(agent_id)
-    if credentials is None:
-        raise RequestFormatError("unknown agent in x-agentid")
-    if not 0 < len(timestamp) <= 16 or not _DIGITS.issuperset(timestamp):
-        raise RequestFormatError("x-timestamp must be Unix time in milliseconds (digits)")
-    if len(nonce) != 32 or not _HEX.issuperset(nonce):
-        raise RequestFormatError("x-nonce must be 32 lowercase hex characters")
-    if not signature.isascii():
-        raise SignatureError("signature verification failed")
-    if isinstance(body, str):
-        body = body.encode("utf-8")
-    elif isinstance(body, (bytearray, memoryview)):
-        body = bytes(body)
-    elif not isinstance(body, bytes):
-        raise RequestFormatError("body must be bytes")
-    if len(body) > max_body:
-        raise RequestFormatError(f"body larger than {max_body} bytes")
-    return _Parsed(credentials, agent_id, timestamp, nonce, signature, body)
+) -> _Received:
+    agent_id, timestamp, nonce, signature = _find_headers(headers)
+    credentials = _credentials_for(keys, agent_id)
+    body = _as_body(body, max_body)
+    _check_formats(timestamp, nonce, signature)
+    return _Received(credentials, agent_id, timestamp, nonce, signature, body)
+
+
+_FORMAT_ERRORS = {
+    OPEN_BAD_TIMESTAMP: "x-timestamp must be Unix time in milliseconds (digits)",
+    OPEN_BAD_NONCE: "x-nonce must be 32 lowercase hex characters",
+}
 
 
 def _parse_payload(plaintext: bytes) -> dict[str, Any]:
     try:
-        payload = json.loads(plaintext, parse_float=Decimal)
+        return _json.loads_object(plaintext)
     except (ValueError, RecursionError):
-        raise RequestFormatError("decrypted payload is not JSON") from None
-    if not isinstance(payload, dict):
-        raise RequestFormatError("decrypted payload is not a JSON object")
-    return payload
-
-
-def _guard(parsed: _Parsed, guard: ReplayGuard | None, now: int | None) -> None:
-    if guard is not None:
-        guard.check(
-            parsed.agent_id,
-            int(parsed.timestamp),
-            parsed.nonce,
-            message_id=parsed.body[_MESSAGE_ID].decode("latin-1"),
-            now=now,
-        )
+        raise RequestFormatError("decrypted payload is not a JSON object") from None
 
 
 def _finish(
-    parsed: _Parsed,
-    status: int,
-    plaintext: bytes | None,
-    guard: ReplayGuard | None,
-    now: int | None,
+    got: _Received, status: int, plaintext: bytes | None, guard: ReplayGuard | None, now: int | None
 ) -> OpenedRequest:
     """Turn an engine verdict into a result, in SPEC order: signature, replay, decryption."""
     if status == OPEN_NOT_CANONICAL:
-        return _open_slow(parsed, guard, now)
+        return _open_slow(got, guard, now)
+    if status in _FORMAT_ERRORS:
+        raise RequestFormatError(_FORMAT_ERRORS[status])
     if status == OPEN_BAD_SIGNATURE:
         raise SignatureError("signature verification failed")
-    _guard(parsed, guard, now)
-    if status in (OPEN_BAD_WIRE, OPEN_BAD_TAG) or plaintext is None:
+    if guard is not None:
+        message_id = got.body[_MESSAGE_ID].decode("latin-1")
+        guard.check(got.agent_id, int(got.timestamp), got.nonce, message_id=message_id, now=now)
+    if status != OPEN_OK or plaintext is None:
         raise DecryptionError("cipherText cannot be decrypted with this agent's key")
-    assert status == OPEN_OK
-    return OpenedRequest(
-        parsed.agent_id, int(parsed.timestamp), parsed.nonce, _parse_payload(plaintext)
-    )
+    return OpenedRequest(got.agent_id, int(got.timestamp), got.nonce, _parse_payload(plaintext))
 
 
-def _open_slow(parsed: _Parsed, guard: ReplayGuard | None, now: int | None) -> OpenedRequest:
+def _open_slow(got: _Received, guard: ReplayGuard | None, now: int | None) -> OpenedRequest:
     """Any JSON spelling of {"cipherText": "..."}: parse, verify, guard, decrypt."""
     try:
-        outer = json.loads(parsed.body)
+        outer = _json.loads(got.body)
     except (ValueError, RecursionError):
         raise RequestFormatError('body is not JSON {"cipherText": "..."}') from None
     if not isinstance(outer, dict) or set(outer) != {"cipherText"}:
@@ -409,27 +375,22 @@ def _open_slow(parsed: _Parsed, guard: ReplayGuard | None, now: int | None) -> O
     wire = outer["cipherText"]
     if not isinstance(wire, str):
         raise RequestFormatError("cipherText must be a string")
-    credentials = parsed.credentials
-    signed = parsed.body if credentials.scheme == "transfer" else wire
+    credentials = got.credentials
+    signed = got.body if credentials.scheme == "transfer" else wire
     if not verify_signature(
-        parsed.agent_id, parsed.timestamp, parsed.nonce, signed, parsed.signature,
-        credentials.scheme,
-    ):  # fmt: skip
+        got.agent_id, got.timestamp, got.nonce, signed, got.signature, credentials.scheme
+    ):
         raise SignatureError("signature verification failed")
     if guard is not None:
-        guard.check(
-            parsed.agent_id, int(parsed.timestamp), parsed.nonce, message_id=wire[:40], now=now
-        )
+        guard.check(got.agent_id, int(got.timestamp), got.nonce, message_id=wire[:40], now=now)
     try:
         iv, tag, ciphertext = decode_wire(wire)
-        plaintext = credentials._engine.decrypt(iv, ciphertext + tag, b"")
-    except (WireFormatError, InvalidTag):
-        plaintext = None
+    except WireFormatError:
+        raise DecryptionError("cipherText is not a valid wire string") from None
+    plaintext = credentials._engine.decrypt(iv, ciphertext + tag, b"")
     if plaintext is None:
         raise DecryptionError("cipherText cannot be decrypted with this agent's key")
-    return OpenedRequest(
-        parsed.agent_id, int(parsed.timestamp), parsed.nonce, _parse_payload(plaintext)
-    )
+    return OpenedRequest(got.agent_id, int(got.timestamp), got.nonce, _parse_payload(plaintext))
 
 
 def open_request(
@@ -443,10 +404,29 @@ def open_request(
 ) -> OpenedRequest:
     """Verify, replay-check, decrypt and parse one request, or raise a RequestError subclass
     (SignatureError/ReplayError 83, DecryptionError 84, RequestFormatError 11)."""
-    parsed = _parse(keys, headers, body, max_body)
-    credentials = parsed.credentials
-    status, plaintext = credentials._engine.open(credentials._code, *parsed.engine_args())
-    return _finish(parsed, status, plaintext, guard, now_ms)
+    try:  # the common shape first: exact lowercase names (or a case-insensitive mapping)
+        agent_id = headers["x-agentid"]
+        timestamp = headers["x-timestamp"]
+        nonce = headers["x-nonce"]
+        signature = headers["x-signature"]
+        joined = (timestamp + nonce + signature).encode("ascii")
+    except (KeyError, TypeError, UnicodeEncodeError, AttributeError):
+        got = _receive(keys, headers, body, max_body)
+        agent_id, timestamp, nonce = got.agent_id, got.timestamp, got.nonce
+        joined = (timestamp + nonce + got.signature).encode("ascii")
+    else:
+        got = None
+    credentials = _credentials_for(keys, agent_id) if got is None else got.credentials
+    if type(body) is not bytes or len(body) > max_body:
+        body = _as_body(body, max_body)
+    status, plaintext = credentials._engine.open(
+        credentials._code, credentials._agent, joined, len(timestamp), len(nonce), body
+    )
+    if status == OPEN_OK and guard is None and plaintext is not None:
+        return OpenedRequest(agent_id, int(timestamp), nonce, _parse_payload(plaintext))
+    if got is None:
+        got = _Received(credentials, agent_id, timestamp, nonce, signature, body)
+    return _finish(got, status, plaintext, guard, now_ms)
 
 
 def open_many(
@@ -460,14 +440,14 @@ def open_many(
     """open_request for many requests, one engine call per agent; each slot holds the opened
     request or the error that request alone raised."""
     results: list[OpenedRequest | VPSealError | None] = []
-    groups: dict[int, tuple[Credentials, list[tuple[int, _Parsed]]]] = {}
+    groups: dict[int, tuple[Credentials, list[tuple[int, _Received]]]] = {}
     for index, request in enumerate(requests):
         try:
             if isinstance(request, SealedRequest):
                 headers, body = request.headers, request.body
             else:
                 headers, body = request
-            parsed = _parse(keys, headers, body, max_body)
+            got = _receive(keys, headers, body, max_body)
         except VPSealError as exc:
             results.append(exc)
             continue
@@ -475,13 +455,25 @@ def open_many(
             results.append(RequestFormatError("request must be (headers, body) or SealedRequest"))
             continue
         results.append(None)
-        creds = parsed.credentials
-        groups.setdefault(id(creds), (creds, []))[1].append((index, parsed))
+        creds = got.credentials
+        groups.setdefault(id(creds), (creds, []))[1].append((index, got))
     for creds, members in groups.values():
-        verdicts = creds._engine.open_many(creds._code, [p.engine_args() for _, p in members])
-        for (index, parsed), (status, plaintext) in zip(members, verdicts):
+        verdicts = creds._engine.open_many(
+            creds._code,
+            [
+                (
+                    creds._agent,
+                    g.timestamp.encode("ascii"),
+                    g.nonce.encode("ascii"),
+                    g.signature.encode("ascii"),
+                    g.body,
+                )
+                for _, g in members
+            ],
+        )
+        for (index, got), (status, plaintext) in zip(members, verdicts, strict=True):
             try:
-                results[index] = _finish(parsed, status, plaintext, guard, now_ms)
+                results[index] = _finish(got, status, plaintext, guard, now_ms)
             except VPSealError as exc:
                 results[index] = exc
     return results  # type: ignore[return-value]  # every None was replaced above

@@ -1,0 +1,95 @@
+"""JSON as the protocol needs it: compact UTF-8 out (Decimal written exactly), objects in with
+every non-integer number as Decimal (money is never a binary float).
+
+The stdlib's ``json.dumps(..., separators=...)`` and ``json.loads(..., parse_float=...)`` build
+a new encoder or decoder on every call; these keep one, which is most of a request's Python cost.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from decimal import Decimal
+from json import scanner
+from typing import Any
+
+
+class _HasDecimal(Exception):
+    """Raised out of the fast encoder when a Decimal needs the exact path."""
+
+
+def _default(value: object) -> object:
+    if isinstance(value, Decimal):
+        raise _HasDecimal
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+_encode_str = json.encoder.encode_basestring  # what ensure_ascii=False writes for a str
+_encoder = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_default
+)
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+if _c_make_encoder is not None:
+    _iterencode = _c_make_encoder(None, _default, _encode_str, None, ":", ",", False, False, False)
+
+    def _encode(value: Any) -> str:
+        return "".join(_iterencode(value, 0))
+
+else:  # pragma: no cover - interpreters without the C accelerator
+    _encode = _encoder.encode
+
+
+def dumps(payload: Mapping[str, Any]) -> bytes:
+    """Compact UTF-8 JSON, non-ASCII kept as is. Raises TypeError/ValueError (NaN, a lone
+    surrogate, an unsupported type) and RecursionError (a cycle)."""
+    try:
+        text = _encode(payload)
+    except _HasDecimal:
+        text = _dumps_with_decimals(payload)
+    return text.encode("utf-8")
+
+
+def _dumps_with_decimals(value: Any) -> str:
+    """What dumps writes, with each Decimal as its exact number: the stdlib encoder cannot
+    emit a number it did not format itself."""
+    if isinstance(value, str):
+        return _encode_str(value)
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError("a non-finite Decimal is not a JSON number")
+        return str(value)
+    if isinstance(value, Mapping):
+        items = []
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"keys must be str, not {type(key).__name__}")
+            items.append(_encode_str(key) + ":" + _dumps_with_decimals(item))
+        return "{" + ",".join(items) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_dumps_with_decimals(item) for item in value) + "]"
+    return _encoder.encode(value)  # None, bool, int, float: as json.dumps writes them
+
+
+_decoder = json.JSONDecoder(parse_float=Decimal)
+_scan_once = scanner.make_scanner(_decoder)
+
+
+def loads(data: bytes | str) -> Any:
+    """Parse JSON with floats as Decimal. Raises ValueError (UnicodeDecodeError and
+    json.JSONDecodeError are ValueErrors) or RecursionError."""
+    text = data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data
+    try:
+        value, end = _scan_once(text, 0)
+    except StopIteration:
+        end = -1
+    if end != len(text):  # surrounding whitespace, or an error: the full decoder decides
+        value = _decoder.decode(text)
+    return value
+
+
+def loads_object(data: bytes | str) -> dict[str, Any]:
+    """loads() that insists on a JSON object."""
+    value = loads(data)
+    if not isinstance(value, dict):
+        raise ValueError("JSON value is not an object")
+    return value
