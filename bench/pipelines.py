@@ -72,7 +72,9 @@ class PycryptodomePipeline(CryptographyPipeline):
         plaintext = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
         iv = os.urandom(12)
         ciphertext, tag = AES.new(self.key, AES.MODE_GCM, nonce=iv).encrypt_and_digest(plaintext)
-        wire = (base64.b64encode(iv) + base64.b64encode(tag) + base64.b64encode(ciphertext)).decode()
+        wire = (
+            base64.b64encode(iv) + base64.b64encode(tag) + base64.b64encode(ciphertext)
+        ).decode()
         body = json.dumps({"cipherText": wire}, separators=(",", ":")).encode()
         timestamp = str(int(time.time() * 1000))
         return _headers(self.agent_id, timestamp, secrets.token_hex(16), body), body

@@ -93,21 +93,33 @@ class Engine(Protocol):
     def sha256_hex(self, data: bytes) -> str: ...
 
 
+def load(name: str) -> Engine:
+    """The engine module called name ("native" or "fallback"); ImportError saying why not."""
+    module: ModuleType
+    if name == "native":
+        from vpseal import _native as module
+    elif name == "fallback":
+        from vpseal import _fallback as module
+    else:
+        raise ValueError(f"backend must be 'native' or 'fallback', not {name!r}")
+    return cast(Engine, module)
+
+
 def _load() -> Engine:
     wanted = os.environ.get("VPSEAL_BACKEND", "").strip().lower()
     if wanted not in ("", "native", "fallback"):
         raise ImportError(f"VPSEAL_BACKEND must be 'native' or 'fallback', not {wanted!r}")
-    module: ModuleType
-    if wanted == "fallback":
-        from vpseal import _fallback as module
-    elif wanted == "native":
-        from vpseal import _native as module  # raises ImportError saying why
-    else:
-        try:
-            from vpseal import _native as module
-        except ImportError:
-            from vpseal import _fallback as module
-    return cast(Engine, module)
+    if wanted:
+        return load(wanted)
+    try:
+        return load("native")
+    except ImportError:
+        return load("fallback")
+
+
+def select(name: str | None) -> Engine:
+    """The process-wide engine for None, else the named one (per-object choice)."""
+    return engine if name is None else load(name)
 
 
 engine: Engine = _load()

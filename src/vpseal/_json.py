@@ -8,7 +8,7 @@ a new encoder or decoder on every call; these keep one, which is most of a reque
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from json import scanner
 from typing import Any
@@ -30,13 +30,19 @@ _encoder = json.JSONEncoder(
 )
 _c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
 if _c_make_encoder is not None:
-    _iterencode = _c_make_encoder(None, _default, _encode_str, None, ":", ",", False, False, False)
-
-    def _encode(value: Any) -> str:
-        return "".join(_iterencode(value, 0))
-
+    # chunks(value, 0) -> the pieces of value's compact JSON text; no cycle check (a cycle
+    # ends in RecursionError). Hot paths call it directly and fall back to dumps() on error.
+    chunks: Callable[[Any, int], Sequence[str]] = _c_make_encoder(
+        None, _default, _encode_str, None, ":", ",", False, False, False
+    )
 else:  # pragma: no cover - interpreters without the C accelerator
-    _encode = _encoder.encode
+
+    def chunks(value: Any, _level: int) -> Sequence[str]:
+        return (_encoder.encode(value),)
+
+
+def _encode(value: Any) -> str:
+    return "".join(chunks(value, 0))
 
 
 def dumps(payload: Mapping[str, Any]) -> bytes:
@@ -71,7 +77,8 @@ def _dumps_with_decimals(value: Any) -> str:
 
 
 _decoder = json.JSONDecoder(parse_float=Decimal)
-_scan_once = scanner.make_scanner(_decoder)
+# scan(text, 0) -> (value, end); StopIteration when text does not start with a value.
+scan: Callable[[str, int], tuple[Any, int]] = scanner.make_scanner(_decoder)
 
 
 def loads(data: bytes | str) -> Any:
@@ -79,7 +86,7 @@ def loads(data: bytes | str) -> Any:
     json.JSONDecodeError are ValueErrors) or RecursionError."""
     text = data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data
     try:
-        value, end = _scan_once(text, 0)
+        value, end = scan(text, 0)
     except StopIteration:
         end = -1
     if end != len(text):  # surrounding whitespace, or an error: the full decoder decides

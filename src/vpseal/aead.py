@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vpseal._backend import engine
+from vpseal._backend import select
 from vpseal.errors import InvalidTag
 
 KEY_SIZE = 32
@@ -27,11 +27,13 @@ class AesGcm:
 
     __slots__ = ("_decrypt", "_encrypt", "_engine")
 
-    def __init__(self, key: bytes) -> None:
+    def __init__(self, key: bytes, *, backend: str | None = None) -> None:
+        """backend: None for the process-wide engine (vpseal.backend()), or "native" /
+        "fallback" for this object alone (cross-checks, benchmarks)."""
         key = _require_bytes("key", key)
         if len(key) != KEY_SIZE:
             raise ValueError(f"key must be {KEY_SIZE} bytes, got {len(key)}")
-        self._engine = engine.KeyEngine(key)
+        self._engine = select(backend).KeyEngine(key)
         self._encrypt = self._engine.encrypt  # bound once: this is a hot path
         self._decrypt = self._engine.decrypt
 

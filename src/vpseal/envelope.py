@@ -20,7 +20,7 @@ from vpseal._backend import (
     OPEN_BAD_TIMESTAMP,
     OPEN_NOT_CANONICAL,
     OPEN_OK,
-    engine,
+    select,
 )
 from vpseal.aead import KEY_SIZE
 from vpseal.errors import (
@@ -38,6 +38,8 @@ from vpseal.signing import Scheme, scheme_code, verify_signature
 from vpseal.wire import decode_wire
 
 MAX_BODY_BYTES = 1 << 20
+_json_chunks = _json.chunks
+_json_scan = _json.scan
 CONTENT_TYPE = "application/json"
 _HEX = frozenset("0123456789abcdef")
 _DIGITS = frozenset("0123456789")
@@ -52,7 +54,16 @@ class Credentials:
 
     __slots__ = ("_agent", "_code", "_engine", "agent_id", "scheme")
 
-    def __init__(self, agent_id: str, api_key: str | bytes, scheme: Scheme = "transfer") -> None:
+    def __init__(
+        self,
+        agent_id: str,
+        api_key: str | bytes,
+        scheme: Scheme = "transfer",
+        *,
+        backend: str | None = None,
+    ) -> None:
+        """backend: None for the process-wide engine, or "native" / "fallback" for these
+        credentials alone (cross-backend checks, benchmarks)."""
         if not isinstance(agent_id, str) or not agent_id:
             raise ConfigError("agent_id must be a non-empty str")
         if not (agent_id.isascii() and agent_id.isprintable()) or " " in agent_id:
@@ -70,7 +81,7 @@ class Credentials:
         self.agent_id = agent_id
         self.scheme = scheme
         self._agent = agent_id.encode("ascii")
-        self._engine = engine.KeyEngine(key)
+        self._engine = select(backend).KeyEngine(key)
 
     def __repr__(self) -> str:
         return f"Credentials(agent_id={self.agent_id!r}, api_key=<hidden>, scheme={self.scheme!r})"
@@ -183,7 +194,13 @@ def seal_request(
     they default to now and to fresh CSPRNG bytes (an IV must never repeat under a key)."""
     if type(credentials) is not Credentials:
         raise TypeError("credentials must be vpseal.Credentials")
-    plaintext = payload if type(payload) is bytes and payload else payload_bytes(payload)
+    if type(payload) is dict:
+        try:  # payload_bytes, inlined for the common case: this is the hot path
+            plaintext = "".join(_json_chunks(payload, 0)).encode("utf-8")
+        except Exception:  # Decimal, NaN, bad types: payload_bytes decides and explains
+            plaintext = payload_bytes(payload)
+    else:
+        plaintext = payload if type(payload) is bytes and payload else payload_bytes(payload)
     if timestamp_ms is None and nonce is None and iv is None:
         body, timestamp, nonce_text, signature = credentials._engine.seal(
             credentials._code, credentials._agent, plaintext
@@ -416,13 +433,24 @@ def open_request(
         joined = (timestamp + nonce + got.signature).encode("ascii")
     else:
         got = None
-    credentials = _credentials_for(keys, agent_id) if got is None else got.credentials
+    if got is not None:
+        credentials = got.credentials
+    elif type(keys) is Credentials and keys.agent_id == agent_id:
+        credentials = keys
+    else:
+        credentials = _credentials_for(keys, agent_id)
     if type(body) is not bytes or len(body) > max_body:
         body = _as_body(body, max_body)
     status, plaintext = credentials._engine.open(
         credentials._code, credentials._agent, joined, len(timestamp), len(nonce), body
     )
     if status == OPEN_OK and guard is None and plaintext is not None:
+        try:  # _parse_payload, inlined for the common case
+            payload, end = _json_scan(plaintext.decode("utf-8"), 0)
+            if end == len(plaintext) and type(payload) is dict:
+                return OpenedRequest(agent_id, int(timestamp), nonce, payload)
+        except (StopIteration, ValueError, RecursionError):
+            pass  # _parse_payload below gives the verdict
         return OpenedRequest(agent_id, int(timestamp), nonce, _parse_payload(plaintext))
     if got is None:
         got = _Received(credentials, agent_id, timestamp, nonce, signature, body)

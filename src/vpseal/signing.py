@@ -25,10 +25,14 @@ def scheme_code(scheme: str) -> int:
 
 
 def timestamp_text(timestamp: str | int) -> str:
-    """The x-timestamp header value: an int of milliseconds or its decimal string."""
+    """The x-timestamp header value: an int of milliseconds or its decimal string (ASCII
+    digits only; ValueError otherwise)."""
     if isinstance(timestamp, bool) or not isinstance(timestamp, (int, str)):
         raise TypeError(f"timestamp must be str or int, not {type(timestamp).__name__}")
-    return str(timestamp)
+    text = str(timestamp)
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError("timestamp must be a non-negative number of milliseconds in digits")
+    return text
 
 
 def _utf8(name: str, value: object) -> bytes:
@@ -69,7 +73,11 @@ def verify_signature(
     scheme: Scheme = "transfer",
 ) -> bool:
     """True when signature matches; compared in constant time (hex case ignored)."""
-    expected = sign(agent_id, timestamp, nonce, data, scheme)
+    scheme_code(scheme)  # an unknown scheme is the caller's error, not a mismatch
+    try:
+        expected = sign(agent_id, timestamp, nonce, data, scheme)
+    except (ValueError, UnicodeEncodeError):  # a malformed timestamp never verifies
+        return False
     if not isinstance(signature, str) or not signature.isascii():
         return False
     return hmac.compare_digest(expected, signature.lower())

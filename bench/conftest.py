@@ -1,0 +1,198 @@
+"""Benchmark support: every peer runs in the same session, and the end of the run prints the
+ratios that the performance targets (DESIGN.md) are stated in, met or not.
+
+Each benchmark sets ``benchmark.group`` and ``benchmark.extra_info["impl"]``; RATIOS below names
+the pairs to compare. Short mode (VPSEAL_BENCH_SHORT=1, used by CI) runs a few rounds of each,
+so that the benchmarks cannot rot; its ratios are rough.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+SHORT = bool(os.environ.get("VPSEAL_BENCH_SHORT"))
+
+# (what, group, impl measured, impl compared with, "speedup" | "time", target, per-item divisor)
+# "speedup": compared time / measured time, higher is better, target is a minimum.
+# "time":    measured time / compared time, lower is better, target is a maximum.
+RATIOS: list[tuple[str, str, str, str, str, float]] = [
+    (
+        "native encrypt 64 B vs cryptography AESGCM",
+        "encrypt 64 B",
+        "native",
+        "cryptography",
+        "time",
+        1.3,
+    ),
+    (
+        "native decrypt 64 B vs cryptography AESGCM",
+        "decrypt 64 B",
+        "native",
+        "cryptography",
+        "time",
+        1.3,
+    ),
+    (
+        "fallback encrypt 64 B vs naive pycryptodome",
+        "encrypt 64 B",
+        "fallback",
+        "pycryptodome-naive",
+        "speedup",
+        4.0,
+    ),
+    (
+        "fallback decrypt 64 B vs naive pycryptodome",
+        "decrypt 64 B",
+        "fallback",
+        "pycryptodome-naive",
+        "speedup",
+        4.0,
+    ),
+    (
+        "native seal vs cryptography pipeline",
+        "seal cash-out",
+        "native",
+        "cryptography-pipeline",
+        "speedup",
+        4.0,
+    ),
+    (
+        "native open vs cryptography pipeline",
+        "open cash-out",
+        "native",
+        "cryptography-pipeline",
+        "speedup",
+        4.0,
+    ),
+    (
+        "fallback seal vs pycryptodome pipeline",
+        "seal cash-out",
+        "fallback",
+        "pycryptodome-pipeline",
+        "speedup",
+        3.0,
+    ),
+    (
+        "fallback open vs pycryptodome pipeline",
+        "open cash-out",
+        "fallback",
+        "pycryptodome-pipeline",
+        "speedup",
+        3.0,
+    ),
+    (
+        "native batch seal per request vs single",
+        "seal per request",
+        "native-batch",
+        "native",
+        "time",
+        0.6,
+    ),
+    (
+        "native batch open per request vs single",
+        "open per request",
+        "native-batch",
+        "native",
+        "time",
+        0.6,
+    ),
+    (
+        "native batch seal: 2 threads vs 1 thread",
+        "batch seal threads",
+        "2-threads",
+        "1-thread",
+        "speedup",
+        1.7,
+    ),
+    (
+        "native batch open: 2 threads vs 1 thread",
+        "batch open threads",
+        "2-threads",
+        "1-thread",
+        "speedup",
+        1.7,
+    ),
+]
+
+
+def _median_seconds(bench: Any) -> float:
+    per = bench.extra_info.get("per", 1)
+    return float(bench.stats.median) / per
+
+
+def _openssl_speed_16k() -> tuple[float, str] | None:
+    """bytes/s of `openssl speed -evp aes-256-gcm` at 16 KiB, and the CLI's version text."""
+    try:
+        version = subprocess.run(
+            ["openssl", "version"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        out = subprocess.run(
+            ["openssl", "speed", "-evp", "aes-256-gcm", "-bytes", "16384", "-seconds", "1"],
+            capture_output=True, text=True, check=True, timeout=60,
+        ).stdout  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = re.search(r"^AES-256-GCM\s+([\d.]+)k", out, re.M)
+    return (float(match.group(1)) * 1000, version) if match else None
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    session = getattr(config, "_benchmarksession", None)
+    if session is None or not session.benchmarks:
+        return
+    times: dict[tuple[str, str], float] = {}
+    for bench in session.benchmarks:
+        if bench.stats:
+            times[(bench.group, bench.extra_info.get("impl", bench.name))] = _median_seconds(bench)
+    write = terminalreporter.write_line
+    write("")
+    write("vpseal performance ratios (medians; " + ("SHORT mode: rough" if SHORT else "full") + ")")
+    write(f"{'comparison':<52} {'ratio':>8} {'target':>10}  verdict")
+    for what, group, mine, peer, kind, target in RATIOS:
+        if (group, mine) not in times or (group, peer) not in times:
+            continue
+        a, b = times[(group, mine)], times[(group, peer)]
+        if kind == "speedup":
+            ratio, goal, met = b / a, f">= {target:g}x", b / a >= target
+        else:
+            ratio, goal, met = a / b, f"<= {target:g}x", a / b <= target
+        write(f"{what:<52} {ratio:>7.2f}x {goal:>10}  {'met' if met else 'NOT MET'}")
+    big = times.get(("encrypt 1 MiB", "native"))
+    if big is not None:
+        speed = _openssl_speed_16k()
+        if speed is not None:
+            rate, version = speed
+            mine = (1 << 20) / big
+            share = mine / rate
+            write(
+                f"{'native 1 MiB encrypt vs openssl speed 16 KiB':<52} {share:>7.0%}"
+                f"  {'>= 90%':>10}"
+                f"  {'met' if share >= 0.9 else 'NOT MET'}"
+                f"  ({mine / 1e9:.2f} vs {rate / 1e9:.2f} GB/s, {version})"
+            )
+    write("")
+    write("time per call vs cryptography (medians):")
+    for group in sorted({g for g, _ in times}, key=_group_order):
+        peer = times.get((group, "cryptography")) or times.get((group, "cryptography-pipeline"))
+        row = [f"{impl}={t * 1e6:.2f}us" for (g, impl), t in sorted(times.items()) if g == group]
+        ratio = ""
+        if peer and (group, "native") in times:
+            ratio = f"  native/peer={times[(group, 'native')] / peer:.2f}x"
+        write(f"  {group:<22} " + "  ".join(row) + ratio)
+
+
+def _group_order(group: str) -> tuple[str, int]:
+    units = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20}
+    match = re.search(r"(\d+) (B|KiB|MiB)$", group)
+    if not match:
+        return (group, 0)
+    return (group[: match.start()], int(match.group(1)) * units[match.group(2)])
