@@ -35,11 +35,11 @@ class KeyEngine(Protocol):
 
     def __init__(self, key: bytes) -> None: ...
 
-    def encrypt(self, iv: bytes, plaintext: bytes, aad: bytes) -> bytes:
-        """ciphertext || 16-byte tag."""
+    def encrypt(self, iv: bytes, plaintext: bytes, aad: bytes | None = None) -> bytes:
+        """ciphertext || 16-byte tag; checks and errors exactly as AesGcm documents."""
 
-    def decrypt(self, iv: bytes, data: bytes, aad: bytes) -> bytes | None:
-        """Plaintext, or None when the tag does not verify (or data is shorter than a tag)."""
+    def decrypt(self, iv: bytes, data: bytes, aad: bytes | None = None) -> bytes:
+        """Plaintext; raises InvalidTag on any authentication failure."""
 
     def seal(
         self,

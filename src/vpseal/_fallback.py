@@ -38,6 +38,7 @@ from Crypto.Util._raw_api import (
     get_raw_buffer,
 )
 
+from vpseal._args import aead_args
 from vpseal._protocol import (
     BODY_PREFIX,
     BODY_SUFFIX,
@@ -51,6 +52,7 @@ from vpseal._protocol import (
     SCHEME_PIPE,
     SCHEME_TRANSFER,
 )
+from vpseal.errors import InvalidTag
 
 NAME = "fallback"
 
@@ -216,10 +218,17 @@ class KeyEngine:
 
     # -- AES-256-GCM -----------------------------------------------------------------------
 
-    def encrypt(self, iv: bytes, plaintext: bytes, aad: bytes) -> bytes:
-        """ciphertext || 16-byte tag."""
-        if len(iv) != _IV:
-            raise _bad_argument("iv must be 12 bytes")
+    def encrypt(self, iv: bytes, plaintext: bytes, aad: bytes | None = None) -> bytes:
+        """ciphertext || 16-byte tag (the AesGcm.encrypt contract, checks included)."""
+        if (
+            type(iv) is not bytes
+            or len(iv) != _IV
+            or type(plaintext) is not bytes
+            or aad is not None
+        ):
+            iv, plaintext, aad = aead_args(iv, plaintext, aad, "plaintext")
+        else:
+            aad = b""
         n = len(plaintext)
         if n > _LONG or len(aad) > _LONG:
             ct, tag = self._encrypt_long(iv, plaintext, aad)
@@ -237,14 +246,17 @@ class KeyEngine:
             s = self._ghash(ct + _ZEROS[: -n & 15] + _LENGTHS(0, n << 3))
         return ct + (_from_bytes(s, "big") ^ _from_bytes(ks[:16], "big")).to_bytes(16, "big")
 
-    def decrypt(self, iv: bytes, data: bytes, aad: bytes) -> bytes | None:
-        """Plaintext, or None when the tag does not verify (or data is shorter than a tag)."""
+    def decrypt(self, iv: bytes, data: bytes, aad: bytes | None = None) -> bytes:
+        """Plaintext of ciphertext || tag; InvalidTag on any authentication failure."""
+        if type(iv) is not bytes or len(iv) != _IV or type(data) is not bytes or aad is not None:
+            iv, data, aad = aead_args(iv, data, aad, "data")
+        else:
+            aad = b""
         n = len(data) - _TAG
-        if n < 0:
-            return None
-        if len(iv) != _IV:
-            raise _bad_argument("iv must be 12 bytes")
-        return self._decrypt(iv, data[:n], data[n:], aad)
+        plaintext = self._decrypt(iv, data[:n], data[n:], aad) if n >= 0 else None
+        if plaintext is None:
+            raise InvalidTag("AES-GCM authentication failed")
+        return plaintext
 
     def _decrypt(self, iv: bytes, ct: bytes, tag: bytes, aad: bytes) -> bytes | None:
         """Verify the tag first; only then make (and release) the plaintext."""

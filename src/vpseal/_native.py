@@ -13,7 +13,9 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
-from vpseal._backend import OPEN_OK
+from vpseal._args import aead_args
+from vpseal._protocol import OPEN_OK
+from vpseal.errors import InvalidTag
 
 try:
     from vpseal._vpseal_native import ffi, lib  # type: ignore[import-not-found,unused-ignore]
@@ -59,13 +61,6 @@ def _check(rc: int) -> None:
         raise RuntimeError("OpenSSL failed inside vpseal's native engine")
 
 
-def _failed(rc: int) -> None:
-    """None for a tag that does not verify; an exception for anything else."""
-    if rc != lib.VP_BAD_TAG:
-        _check(rc)
-    return None
-
-
 def openssl_version() -> str | None:
     return str(ffi.string(lib.vp_openssl_version()).decode("ascii", "replace"))
 
@@ -95,27 +90,46 @@ class KeyEngine:
             raise RuntimeError("OpenSSL could not set up an AES-256-GCM key")
         self._key: Any = ffi.gc(handle, lib.vp_key_free)
 
-    def encrypt(self, iv: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    def encrypt(self, iv: bytes, plaintext: bytes, aad: bytes | None = None) -> bytes:
+        """ciphertext || 16-byte tag (the AesGcm.encrypt contract, checks included)."""
+        if (
+            type(iv) is not bytes
+            or len(iv) != 12
+            or type(plaintext) is not bytes
+            or aad is not None
+        ):
+            iv, plaintext, aad = aead_args(iv, plaintext, aad, "plaintext")
+        else:
+            aad = b""
         n = len(plaintext) + _TAG
         out = bytes(n)
-        rc = _encrypt(self._key, iv, len(iv), aad, len(aad), plaintext, len(plaintext), out, n)
+        rc = _encrypt(self._key, iv, 12, aad, len(aad), plaintext, n - _TAG, out, n)
         if rc != _OK:
             _check(rc)
         return out
 
-    def decrypt(self, iv: bytes, data: bytes, aad: bytes) -> bytes | None:
+    def decrypt(self, iv: bytes, data: bytes, aad: bytes | None = None) -> bytes:
+        """Plaintext of ciphertext || tag; InvalidTag on any authentication failure."""
+        if type(iv) is not bytes or len(iv) != 12 or type(data) is not bytes or aad is not None:
+            iv, data, aad = aead_args(iv, data, aad, "data")
+        else:
+            aad = b""
         n = len(data) - _TAG
-        if n < 2:  # CPython shares its 0- and 1-byte objects: never write into those
-            if n < 0:
-                return None
+        if n >= 2:
+            out = bytes(n)
+            rc = _decrypt(self._key, iv, 12, aad, len(aad), data, n + _TAG, out, n)
+            if rc == _OK:
+                return out
+        elif n >= 0:  # CPython shares its 0- and 1-byte objects: never write into those
             small = bytearray(n)
-            rc = _decrypt(
-                self._key, iv, len(iv), aad, len(aad), data, len(data), _from_buffer(small), n
-            )
-            return bytes(small) if rc == _OK else _failed(rc)
-        out = bytes(n)
-        rc = _decrypt(self._key, iv, len(iv), aad, len(aad), data, len(data), out, n)
-        return out if rc == _OK else _failed(rc)
+            rc = _decrypt(self._key, iv, 12, aad, len(aad), data, n + _TAG, _from_buffer(small), n)
+            if rc == _OK:
+                return bytes(small)
+        else:
+            rc = lib.VP_BAD_TAG
+        if rc != lib.VP_BAD_TAG:
+            _check(rc)
+        raise InvalidTag("AES-GCM authentication failed")
 
     def seal(
         self,

@@ -26,6 +26,7 @@ from vpseal.aead import KEY_SIZE
 from vpseal.errors import (
     ConfigError,
     DecryptionError,
+    InvalidTag,
     PayloadError,
     RequestFormatError,
     SignatureError,
@@ -404,9 +405,10 @@ def _open_slow(got: _Received, guard: ReplayGuard | None, now: int | None) -> Op
         iv, tag, ciphertext = decode_wire(wire)
     except WireFormatError:
         raise DecryptionError("cipherText is not a valid wire string") from None
-    plaintext = credentials._engine.decrypt(iv, ciphertext + tag, b"")
-    if plaintext is None:
-        raise DecryptionError("cipherText cannot be decrypted with this agent's key")
+    try:
+        plaintext = credentials._engine.decrypt(iv, ciphertext + tag)
+    except InvalidTag:
+        raise DecryptionError("cipherText cannot be decrypted with this agent's key") from None
     return OpenedRequest(got.agent_id, int(got.timestamp), got.nonce, _parse_payload(plaintext))
 
 
