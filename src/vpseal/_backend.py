@@ -15,20 +15,6 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Protocol, cast
 
-from vpseal._protocol import (  # noqa: F401 - re-exported for the layers above
-    BODY_PREFIX,
-    BODY_SUFFIX,
-    OPEN_BAD_NONCE,
-    OPEN_BAD_SIGNATURE,
-    OPEN_BAD_TAG,
-    OPEN_BAD_TIMESTAMP,
-    OPEN_BAD_WIRE,
-    OPEN_NOT_CANONICAL,
-    OPEN_OK,
-    SCHEME_PIPE,
-    SCHEME_TRANSFER,
-)
-
 
 class KeyEngine(Protocol):
     """One AES-256 key with its per-key work done once; safe to share between threads."""
@@ -75,9 +61,9 @@ class KeyEngine(Protocol):
         Signature hex is compared case-insensitively; one not 64 long is OPEN_BAD_SIGNATURE."""
 
     def open_many(
-        self, scheme: int, items: Sequence[tuple[bytes, bytes, bytes, bytes, bytes]]
+        self, scheme: int, items: Sequence[tuple[bytes, bytes, int, int, bytes]]
     ) -> list[tuple[int, bytes | None]]:
-        """open() for each (agent_id, timestamp, nonce_hex, signature_hex, body), in one pass."""
+        """open() for each (agent_id, headers, ts_len, nonce_len, body), in one pass."""
 
 
 class Engine(Protocol):

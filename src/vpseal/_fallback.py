@@ -481,10 +481,8 @@ class KeyEngine:
         return OPEN_OK, plaintext
 
     def open_many(
-        self, scheme: int, items: Sequence[tuple[bytes, bytes, bytes, bytes, bytes]]
+        self, scheme: int, items: Sequence[tuple[bytes, bytes, int, int, bytes]]
     ) -> list[tuple[int, bytes | None]]:
-        """open() for each (agent_id, timestamp, nonce_hex, signature_hex, body), in one pass."""
-        if scheme != SCHEME_TRANSFER and scheme != SCHEME_PIPE:
-            raise _bad_argument("unknown signature scheme")
-        open_one = self._open
-        return [open_one(scheme, a, t, n, s, b) for a, t, n, s, b in items]
+        """open() for each (agent_id, headers, ts_len, nonce_len, body), in one pass."""
+        open_one = self.open
+        return [open_one(scheme, a, h, t, n, b) for a, h, t, n, b in items]

@@ -78,7 +78,7 @@ def _dumps_with_decimals(value: Any) -> str:
 
 _decoder = json.JSONDecoder(parse_float=Decimal)
 # scan(text, 0) -> (value, end); StopIteration when text does not start with a value.
-scan: Callable[[str, int], tuple[Any, int]] = scanner.make_scanner(_decoder)
+scan: Callable[[str, int], tuple[Any, int]] = scanner.make_scanner(_decoder)  # type: ignore[arg-type]
 
 
 def loads(data: bytes | str) -> Any:

@@ -217,38 +217,44 @@ class KeyEngine:
         return rc, None
 
     def open_many(
-        self, scheme: int, items: Sequence[tuple[bytes, bytes, bytes, bytes, bytes]]
+        self, scheme: int, items: Sequence[tuple[bytes, bytes, int, int, bytes]]
     ) -> list[tuple[int, bytes | None]]:
         n = len(items)
         if n == 0:
             return []
-        fields = b"".join(b"".join(item) for item in items)
-        field_lens = [len(f) for item in items for f in item]
+        parts: list[bytes] = []
+        field_lens: list[int] = []
+        for agent, headers, ts_len, nonce_len, body in items:
+            parts += (agent, headers, body)
+            field_lens += (
+                len(agent),
+                ts_len,
+                nonce_len,
+                len(headers) - ts_len - nonce_len,
+                len(body),
+            )
+        fields = b"".join(parts)
         cap = sum(field_lens[4::5])
         out = bytearray(cap)
         pt_lens = ffi.new("size_t[]", n)
         statuses = ffi.new("int[]", n)
         _check(
             lib.vp_open_many(
-                self._key,
-                scheme,
-                n,
-                fields,
-                len(fields),
-                field_lens,
-                _from_buffer(out),
-                cap,
-                pt_lens,
-                statuses,
+                self._key, scheme, n, fields, len(fields), field_lens, _from_buffer(out), cap,
+                pt_lens, statuses,
             )
-        )
-        view = memoryview(out)
+        )  # fmt: skip
+        got = bytes(out)  # one copy; slicing bytes below is cheaper than memoryview slices
         results: list[tuple[int, bytes | None]] = []
         start = 0
-        for i in range(n):
-            rc = statuses[i]
-            if rc < 0:
-                _check(rc)
-            results.append((rc, bytes(view[start : start + pt_lens[i]]) if rc == OPEN_OK else None))
-            start += field_lens[5 * i + 4]
+        for rc, length, room in zip(
+            ffi.unpack(statuses, n), ffi.unpack(pt_lens, n), field_lens[4::5], strict=True
+        ):
+            if rc == OPEN_OK:
+                results.append((rc, got[start : start + length]))
+            else:
+                if rc < 0:
+                    _check(rc)
+                results.append((rc, None))
+            start += room
         return results

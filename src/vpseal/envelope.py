@@ -10,17 +10,17 @@ equally strict path in Python.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from vpseal import _json
-from vpseal._backend import (
+from vpseal._backend import select
+from vpseal._protocol import (
     BODY_PREFIX,
     OPEN_BAD_NONCE,
     OPEN_BAD_SIGNATURE,
     OPEN_BAD_TIMESTAMP,
     OPEN_NOT_CANONICAL,
     OPEN_OK,
-    select,
 )
 from vpseal.aead import KEY_SIZE
 from vpseal.errors import (
@@ -116,44 +116,31 @@ class Keyring(Mapping[str, Credentials]):
         return f"Keyring(agents={sorted(self._by_agent)!r})"
 
 
-class SealedRequest:
-    """Headers and the exact body bytes that were signed; send them as they are."""
+class SealedRequest(NamedTuple):
+    """Headers and the exact body bytes that were signed; send them as they are.
+    A tuple, so ``headers, body = seal_request(...)`` works."""
 
-    __slots__ = ("body", "headers")
-
-    def __init__(self, headers: dict[str, str], body: bytes) -> None:
-        self.headers = headers
-        self.body = body
+    headers: dict[str, str]
+    body: bytes
 
     def __repr__(self) -> str:
         return f"SealedRequest(agent={self.headers.get('x-agentid')!r}, body={len(self.body)} B)"
 
 
-class OpenedRequest:
+class OpenedRequest(NamedTuple):
     """A verified, decrypted request: who sent it, when, and its payload (amounts Decimal)."""
 
-    __slots__ = ("agent_id", "nonce", "payload", "timestamp_ms")
-
-    def __init__(self, agent_id: str, timestamp_ms: int, nonce: str, payload: dict[str, Any]):
-        self.agent_id = agent_id
-        self.timestamp_ms = timestamp_ms
-        self.nonce = nonce
-        self.payload = payload
+    agent_id: str
+    timestamp_ms: int
+    nonce: str
+    payload: dict[str, Any]
 
     def __repr__(self) -> str:  # the payload is plaintext: keep it out of logs
         return f"OpenedRequest(agent_id={self.agent_id!r}, timestamp_ms={self.timestamp_ms})"
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, OpenedRequest):
-            return NotImplemented
-        return (self.agent_id, self.timestamp_ms, self.nonce, self.payload) == (
-            other.agent_id,
-            other.timestamp_ms,
-            other.nonce,
-            other.payload,
-        )
 
-    __hash__ = None  # type: ignore[assignment]
+# NamedTuple's own constructor is a Python function; the hot paths build the tuples directly.
+_tuple_new: Any = tuple.__new__
 
 
 # ---------------------------------------------------------------- sealing
@@ -196,12 +183,12 @@ def seal_request(
     if type(credentials) is not Credentials:
         raise TypeError("credentials must be vpseal.Credentials")
     if type(payload) is dict:
-        try:  # payload_bytes, inlined for the common case: this is the hot path
+        try:  # _plaintext, inlined: this is the hot path
             plaintext = "".join(_json_chunks(payload, 0)).encode("utf-8")
         except Exception:  # Decimal, NaN, bad types: payload_bytes decides and explains
             plaintext = payload_bytes(payload)
     else:
-        plaintext = payload if type(payload) is bytes and payload else payload_bytes(payload)
+        plaintext = _plaintext(payload)
     if timestamp_ms is None and nonce is None and iv is None:
         body, timestamp, nonce_text, signature = credentials._engine.seal(
             credentials._code, credentials._agent, plaintext
@@ -210,16 +197,14 @@ def seal_request(
         body, timestamp, nonce_text, signature = credentials._engine.seal(
             credentials._code, credentials._agent, plaintext, *_fixed(timestamp_ms, nonce, iv)
         )
-    return SealedRequest(
-        {
-            "Content-Type": CONTENT_TYPE,
-            "x-agentid": credentials.agent_id,
-            "x-timestamp": timestamp,
-            "x-nonce": nonce_text,
-            "x-signature": signature,
-        },
-        body,
-    )
+    headers = {
+        "Content-Type": CONTENT_TYPE,
+        "x-agentid": credentials.agent_id,
+        "x-timestamp": timestamp,
+        "x-nonce": nonce_text,
+        "x-signature": signature,
+    }
+    return _tuple_new(SealedRequest, (headers, body))  # type: ignore[no-any-return]
 
 
 def _fixed(
@@ -249,13 +234,35 @@ def seal_many(
     All share one timestamp; each gets its own nonce and IV."""
     if type(credentials) is not Credentials:
         raise TypeError("credentials must be vpseal.Credentials")
-    plaintexts = [p if type(p) is bytes and p else payload_bytes(p) for p in payloads]
+    plaintexts = [_plaintext(p) for p in payloads]
     agent = credentials.agent_id
     sealed = credentials._engine.seal_many(credentials._code, credentials._agent, plaintexts)
     return [
-        SealedRequest(_headers(agent, timestamp, nonce, signature), body)
+        _tuple_new(
+            SealedRequest,
+            (
+                {
+                    "Content-Type": CONTENT_TYPE,
+                    "x-agentid": agent,
+                    "x-timestamp": timestamp,
+                    "x-nonce": nonce,
+                    "x-signature": signature,
+                },
+                body,
+            ),
+        )
         for body, timestamp, nonce, signature in sealed
     ]
+
+
+def _plaintext(payload: Mapping[str, Any] | bytes) -> bytes:
+    """payload_bytes with the common case (a dict of plain JSON values) first."""
+    if type(payload) is dict:
+        try:
+            return "".join(_json_chunks(payload, 0)).encode("utf-8")
+        except Exception:  # Decimal, NaN, bad types: payload_bytes decides and explains
+            return payload_bytes(payload)
+    return payload if type(payload) is bytes and payload else payload_bytes(payload)
 
 
 # ---------------------------------------------------------------- opening
@@ -319,7 +326,7 @@ def _check_formats(timestamp: str, nonce: str, signature: str) -> None:
 class _Received:
     """One request's validated pieces, carried from the engine's verdict to the result."""
 
-    __slots__ = ("agent_id", "body", "credentials", "nonce", "signature", "timestamp")
+    __slots__ = ("agent_id", "body", "credentials", "joined", "nonce", "signature", "timestamp")
 
     def __init__(
         self,
@@ -329,6 +336,7 @@ class _Received:
         nonce: str,
         signature: str,
         body: bytes,
+        joined: bytes | None = None,
     ) -> None:
         self.credentials = credentials
         self.agent_id = agent_id
@@ -336,6 +344,8 @@ class _Received:
         self.nonce = nonce
         self.signature = signature
         self.body = body
+        # the engine's view of the three header values: ASCII, back to back
+        self.joined = (timestamp + nonce + signature).encode("ascii") if joined is None else joined
 
 
 def _receive(
@@ -423,6 +433,7 @@ def open_request(
 ) -> OpenedRequest:
     """Verify, replay-check, decrypt and parse one request, or raise a RequestError subclass
     (SignatureError/ReplayError 83, DecryptionError 84, RequestFormatError 11)."""
+    got: _Received | None
     try:  # the common shape first: exact lowercase names (or a case-insensitive mapping)
         agent_id = headers["x-agentid"]
         timestamp = headers["x-timestamp"]
@@ -431,8 +442,7 @@ def open_request(
         joined = (timestamp + nonce + signature).encode("ascii")
     except (KeyError, TypeError, UnicodeEncodeError, AttributeError):
         got = _receive(keys, headers, body, max_body)
-        agent_id, timestamp, nonce = got.agent_id, got.timestamp, got.nonce
-        joined = (timestamp + nonce + got.signature).encode("ascii")
+        agent_id, timestamp, nonce, joined = got.agent_id, got.timestamp, got.nonce, got.joined
     else:
         got = None
     if got is not None:
@@ -450,12 +460,12 @@ def open_request(
         try:  # _parse_payload, inlined for the common case
             payload, end = _json_scan(plaintext.decode("utf-8"), 0)
             if end == len(plaintext) and type(payload) is dict:
-                return OpenedRequest(agent_id, int(timestamp), nonce, payload)
+                return _tuple_new(OpenedRequest, (agent_id, int(timestamp), nonce, payload))  # type: ignore[no-any-return]
         except (StopIteration, ValueError, RecursionError):
             pass  # _parse_payload below gives the verdict
         return OpenedRequest(agent_id, int(timestamp), nonce, _parse_payload(plaintext))
     if got is None:
-        got = _Received(credentials, agent_id, timestamp, nonce, signature, body)
+        got = _Received(credentials, agent_id, timestamp, nonce, signature, body, joined)
     return _finish(got, status, plaintext, guard, now_ms)
 
 
@@ -467,46 +477,71 @@ def open_many(
     now_ms: int | None = None,
     max_body: int = MAX_BODY_BYTES,
 ) -> list[OpenedRequest | VPSealError]:
-    """open_request for many requests, one engine call per agent; each slot holds the opened
-    request or the error that request alone raised."""
-    results: list[OpenedRequest | VPSealError | None] = []
-    groups: dict[int, tuple[Credentials, list[tuple[int, _Received]]]] = {}
+    """open_request for many requests, one engine call per agent (the GIL is released while it
+    runs); each slot holds the opened request or the error that request alone raised."""
+    results: list[Any] = []
+    # per agent: credentials, the engine's items, and each item's result slot and pieces
+    groups: dict[int, tuple[Credentials, list[Any], list[Any]]] = {}
+    single = keys if type(keys) is Credentials else None
     for index, request in enumerate(requests):
+        results.append(None)
         try:
-            if isinstance(request, SealedRequest):
-                headers, body = request.headers, request.body
+            headers, body = request
+            try:  # the common shape first, as in open_request
+                agent_id = headers["x-agentid"]
+                timestamp = headers["x-timestamp"]
+                nonce = headers["x-nonce"]
+                signature = headers["x-signature"]
+                joined = (timestamp + nonce + signature).encode("ascii")
+            except (KeyError, TypeError, UnicodeEncodeError, AttributeError):
+                got = _receive(keys, headers, body, max_body)
+                creds = got.credentials
+                agent_id, timestamp, nonce, signature = (
+                    got.agent_id,
+                    got.timestamp,
+                    got.nonce,
+                    got.signature,
+                )
+                body, joined = got.body, got.joined
             else:
-                headers, body = request
-            got = _receive(keys, headers, body, max_body)
+                if single is not None and single.agent_id == agent_id:
+                    creds = single
+                else:
+                    creds = _credentials_for(keys, agent_id)
+                if type(body) is not bytes or len(body) > max_body:
+                    body = _as_body(body, max_body)
         except VPSealError as exc:
-            results.append(exc)
+            results[index] = exc
             continue
         except (TypeError, ValueError):
-            results.append(RequestFormatError("request must be (headers, body) or SealedRequest"))
+            results[index] = RequestFormatError("request must be (headers, body) or SealedRequest")
             continue
-        results.append(None)
-        creds = got.credentials
-        groups.setdefault(id(creds), (creds, []))[1].append((index, got))
-    for creds, members in groups.values():
-        verdicts = creds._engine.open_many(
-            creds._code,
-            [
-                (
-                    creds._agent,
-                    g.timestamp.encode("ascii"),
-                    g.nonce.encode("ascii"),
-                    g.signature.encode("ascii"),
-                    g.body,
-                )
-                for _, g in members
-            ],
-        )
-        for (index, got), (status, plaintext) in zip(members, verdicts, strict=True):
+        group = groups.get(id(creds))
+        if group is None:
+            group = groups[id(creds)] = (creds, [], [])
+        group[1].append((creds._agent, joined, len(timestamp), len(nonce), body))
+        group[2].append((index, agent_id, timestamp, nonce, signature))
+    for creds, items, slots in groups.values():
+        verdicts = creds._engine.open_many(creds._code, items)
+        for (index, agent_id, timestamp, nonce, signature), (status, plaintext), item in zip(
+            slots, verdicts, items, strict=True
+        ):
+            if status == OPEN_OK and guard is None and plaintext is not None:
+                try:  # _parse_payload, inlined for the common case
+                    payload, end = _json_scan(plaintext.decode("utf-8"), 0)
+                    if end == len(plaintext) and type(payload) is dict:
+                        results[index] = _tuple_new(
+                            OpenedRequest, (agent_id, int(timestamp), nonce, payload)
+                        )
+                        continue
+                except (StopIteration, ValueError, RecursionError):
+                    pass  # _finish below gives the verdict
+            got = _Received(creds, agent_id, timestamp, nonce, signature, item[4], item[1])
             try:
                 results[index] = _finish(got, status, plaintext, guard, now_ms)
             except VPSealError as exc:
                 results[index] = exc
-    return results  # type: ignore[return-value]  # every None was replaced above
+    return results
 
 
 __all__ = [

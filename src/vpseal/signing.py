@@ -10,7 +10,8 @@ from __future__ import annotations
 import hmac
 from typing import Literal
 
-from vpseal._backend import SCHEME_PIPE, SCHEME_TRANSFER, engine
+from vpseal._backend import engine
+from vpseal._protocol import SCHEME_PIPE, SCHEME_TRANSFER
 
 Scheme = Literal["transfer", "pipe"]
 SCHEMES: dict[str, int] = {"transfer": SCHEME_TRANSFER, "pipe": SCHEME_PIPE}
