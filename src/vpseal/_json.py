@@ -45,10 +45,27 @@ def _encode(value: Any) -> str:
     return "".join(chunks(value, 0))
 
 
+def _require_str_keys(value: Mapping[Any, Any]) -> None:
+    """TypeError for a non-str key anywhere: json would quietly turn 1 or True into "1" or
+    "true", and {1: x, "1": y} into an object with a duplicate key."""
+    "".join(value)  # C-speed: TypeError unless every key is a str
+    for item in value.values():
+        kind = type(item)
+        if kind is dict:
+            _require_str_keys(item)
+        elif kind is list or kind is tuple:
+            for element in item:
+                if isinstance(element, Mapping):
+                    _require_str_keys(element)
+        elif isinstance(item, Mapping):
+            _require_str_keys(item)
+
+
 def dumps(payload: Mapping[str, Any]) -> bytes:
-    """Compact UTF-8 JSON, non-ASCII kept as is. Raises TypeError/ValueError (NaN, a lone
-    surrogate, an unsupported type) and RecursionError (a cycle)."""
+    """Compact UTF-8 JSON, non-ASCII kept as is. Raises TypeError/ValueError (NaN, a non-str
+    key, a lone surrogate, an unsupported type) and RecursionError (a cycle)."""
     try:
+        _require_str_keys(payload)
         text = _encode(payload)
     except _HasDecimal:
         text = _dumps_with_decimals(payload)

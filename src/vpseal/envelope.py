@@ -39,7 +39,6 @@ from vpseal.signing import Scheme, scheme_code, verify_signature
 from vpseal.wire import decode_wire
 
 MAX_BODY_BYTES = 1 << 20
-_json_chunks = _json.chunks
 _json_scan = _json.scan
 CONTENT_TYPE = "application/json"
 _HEX = frozenset("0123456789abcdef")
@@ -182,13 +181,7 @@ def seal_request(
     they default to now and to fresh CSPRNG bytes (an IV must never repeat under a key)."""
     if type(credentials) is not Credentials:
         raise TypeError("credentials must be vpseal.Credentials")
-    if type(payload) is dict:
-        try:  # _plaintext, inlined: this is the hot path
-            plaintext = "".join(_json_chunks(payload, 0)).encode("utf-8")
-        except Exception:  # Decimal, NaN, bad types: payload_bytes decides and explains
-            plaintext = payload_bytes(payload)
-    else:
-        plaintext = _plaintext(payload)
+    plaintext = _plaintext(payload)
     if timestamp_ms is None and nonce is None and iv is None:
         body, timestamp, nonce_text, signature = credentials._engine.seal(
             credentials._code, credentials._agent, plaintext
@@ -256,12 +249,7 @@ def seal_many(
 
 
 def _plaintext(payload: Mapping[str, Any] | bytes) -> bytes:
-    """payload_bytes with the common case (a dict of plain JSON values) first."""
-    if type(payload) is dict:
-        try:
-            return "".join(_json_chunks(payload, 0)).encode("utf-8")
-        except Exception:  # Decimal, NaN, bad types: payload_bytes decides and explains
-            return payload_bytes(payload)
+    """payload_bytes with the common case (bytes already JSON) first."""
     return payload if type(payload) is bytes and payload else payload_bytes(payload)
 
 
