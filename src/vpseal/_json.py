@@ -21,6 +21,8 @@ class _HasDecimal(Exception):
 def _default(value: object) -> object:
     if isinstance(value, Decimal):
         raise _HasDecimal
+    if isinstance(value, Mapping):  # any mapping is a JSON object, not just dict
+        return dict(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
@@ -93,7 +95,12 @@ def _dumps_with_decimals(value: Any) -> str:
     return _encoder.encode(value)  # None, bool, int, float: as json.dumps writes them
 
 
-_decoder = json.JSONDecoder(parse_float=Decimal)
+def _not_json(token: str) -> Any:
+    raise ValueError(f"{token} is not a JSON number")
+
+
+# NaN and Infinity are Python extensions, not JSON: refuse them rather than make floats.
+_decoder = json.JSONDecoder(parse_float=Decimal, parse_constant=_not_json)
 # scan(text, 0) -> (value, end); StopIteration when text does not start with a value.
 scan: Callable[[str, int], tuple[Any, int]] = scanner.make_scanner(_decoder)  # type: ignore[arg-type]
 

@@ -277,21 +277,24 @@ def _find_headers(headers: object) -> tuple[str, str, str, str]:
 
 
 def _credentials_for(keys: Credentials | Mapping[str, Credentials], agent_id: str) -> Credentials:
-    if type(keys) is Credentials:
-        if keys.agent_id == agent_id:
-            return keys
-    elif isinstance(keys, Mapping):
-        found = keys.get(agent_id)
-        if isinstance(found, Credentials):
-            return found
-    else:
+    """The credentials whose own agent id is x-agentid: a mapping entry filed under another
+    name is not used (it would open, and replay-check, under an alias)."""
+    if not isinstance(keys, (Credentials, Mapping)):
         raise TypeError("keys must be Credentials or a Keyring (mapping of agent id)")
+    if not isinstance(agent_id, str):
+        raise RequestFormatError("x-agentid must be a string")
+    found = keys if isinstance(keys, Credentials) else keys.get(agent_id)
+    if isinstance(found, Credentials) and found.agent_id == agent_id:
+        return found
     raise RequestFormatError("unknown agent in x-agentid")
 
 
 def _as_body(body: object, max_body: int) -> bytes:
     if isinstance(body, str):
-        body = body.encode("utf-8")
+        try:
+            body = body.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: no bytes were ever sent like that
+            raise RequestFormatError("body is not valid text") from None
     elif isinstance(body, (bytearray, memoryview)):
         body = bytes(body)
     elif not isinstance(body, bytes):

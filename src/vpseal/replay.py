@@ -11,9 +11,9 @@ An entry lives until the request that created it could no longer pass the window
 
 from __future__ import annotations
 
+import heapq
 import threading
 import time
-from collections import deque
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -35,15 +35,18 @@ class NonceStore(Protocol):
 
 
 class MemoryNonceStore:
-    """A thread-safe in-process store; expired entries are dropped as new ones arrive."""
+    """A thread-safe in-process store; expired entries are dropped as new ones arrive, soonest
+    expiry first (a heap), so memory is bounded by what one window lets in."""
 
     def __init__(self) -> None:
         self._expiry: dict[str, float] = {}
-        self._order: deque[tuple[float, str]] = deque()
+        self._heap: list[tuple[float, str]] = []
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return len(self._expiry)
+        with self._lock:
+            self._expire(time.monotonic())
+            return len(self._expiry)
 
     def add(self, keys: Sequence[str], ttl_ms: int) -> bool:
         now = time.monotonic()
@@ -56,13 +59,13 @@ class MemoryNonceStore:
                     return False
             for key in keys:
                 expiry[key] = expires
-                self._order.append((expires, key))
+                heapq.heappush(self._heap, (expires, key))
             return True
 
     def _expire(self, now: float) -> None:
-        order, expiry = self._order, self._expiry
-        while order and order[0][0] <= now:
-            when, key = order.popleft()
+        heap, expiry = self._heap, self._expiry
+        while heap and heap[0][0] <= now:
+            when, key = heapq.heappop(heap)
             if expiry.get(key) == when:
                 del expiry[key]
 
