@@ -1,0 +1,512 @@
+"""Replay protection: the timestamp window, nonces and message ids seen (memory and Redis
+stores), and where the guard sits in open_request's order (after the signature, before
+decryption)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _envelope_helpers import (
+    AGENT,
+    BACKENDS,
+    KEY_HEX,
+    OTHER_AGENT,
+    PREFIX,
+    SCHEMES,
+    SUFFIX,
+    assert_error,
+    creds,
+    fresh_nonce,
+    now_ms,
+    outcome,
+    redis_client,
+    redis_url,
+    require_backend,
+    resign,
+    wire_of,
+)
+
+import vpseal
+
+PAYLOAD = {"username": "player001", "transId": "CASHOUT-20250129-001"}
+NOW = 1_769_746_894_501
+WINDOW = 300_000
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return require_backend(request.param)
+
+
+@pytest.fixture(params=SCHEMES)
+def scheme(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _open(keys: Any, sealed: Any, **kw: Any) -> Any:
+    headers, body = (sealed.headers, sealed.body) if hasattr(sealed, "body") else sealed
+    return outcome(lambda: vpseal.open_request(keys, headers, body, **kw))
+
+
+# -- the guard inside open_request -----------------------------------------------------------
+
+
+def test_same_request_twice(backend: str, scheme: str) -> None:
+    c = creds(backend, scheme)
+    guard = vpseal.ReplayGuard()
+    sealed = vpseal.seal_request(c, PAYLOAD)
+    assert _open(c, sealed, guard=guard).payload == PAYLOAD
+    for _ in range(3):
+        assert_error(_open(c, sealed, guard=guard), vpseal.ReplayError, 83)
+    # without a guard, opening stays a pure function
+    assert _open(c, sealed).payload == PAYLOAD
+    assert _open(c, sealed).payload == PAYLOAD
+
+
+def test_default_guard_uses_the_clock(backend: str) -> None:
+    c = creds(backend)
+    guard = vpseal.ReplayGuard()
+    assert guard.window_ms == 300_000
+    assert isinstance(guard.store, vpseal.MemoryNonceStore)
+    assert _open(c, vpseal.seal_request(c, PAYLOAD), guard=guard).payload == PAYLOAD
+    stale = vpseal.seal_request(c, PAYLOAD, timestamp_ms=now_ms() - 301_000)
+    assert_error(_open(c, stale, guard=guard), vpseal.ReplayError, 83)
+    future = vpseal.seal_request(c, PAYLOAD, timestamp_ms=now_ms() + 301_000)
+    assert_error(_open(c, future, guard=guard), vpseal.ReplayError, 83)
+    near = vpseal.seal_request(c, PAYLOAD, timestamp_ms=now_ms() - 290_000)
+    assert _open(c, near, guard=guard).payload == PAYLOAD
+
+
+@pytest.mark.parametrize(
+    ("offset", "accepted"),
+    [
+        (0, True),
+        (-1, True),
+        (1, True),
+        (-(WINDOW - 1), True),
+        (WINDOW - 1, True),
+        (-WINDOW, True),
+        (WINDOW, True),
+        (-(WINDOW + 1), False),
+        (WINDOW + 1, False),
+        (-10 * WINDOW, False),
+        (10 * WINDOW, False),
+        (-NOW, False),  # timestamp 0
+    ],
+)
+def test_window_both_directions(backend: str, scheme: str, offset: int, accepted: bool) -> None:
+    c = creds(backend, scheme)
+    guard = vpseal.ReplayGuard(window_ms=WINDOW)
+    sealed = vpseal.seal_request(c, PAYLOAD, timestamp_ms=NOW + offset)
+    result = _open(c, sealed, guard=guard, now_ms=NOW)
+    if accepted:
+        assert result.payload == PAYLOAD and result.timestamp_ms == NOW + offset
+    else:
+        assert_error(result, vpseal.ReplayError, 83)
+
+
+def test_custom_window(backend: str) -> None:
+    c = creds(backend)
+    guard = vpseal.ReplayGuard(window_ms=1_000)
+    ok = vpseal.seal_request(c, PAYLOAD, timestamp_ms=NOW - 1_000)
+    late = vpseal.seal_request(c, PAYLOAD, timestamp_ms=NOW - 1_001)
+    assert _open(c, ok, guard=guard, now_ms=NOW).payload == PAYLOAD
+    assert_error(_open(c, late, guard=guard, now_ms=NOW), vpseal.ReplayError, 83)
+
+
+@pytest.mark.parametrize("window", [0, -1, True, 1.5, "300000", None])
+def test_guard_window_validation(window: Any) -> None:
+    with pytest.raises((ValueError, TypeError)):
+        vpseal.ReplayGuard(window_ms=window)
+
+
+def test_captured_body_with_fresh_headers_is_rejected(backend: str, scheme: str) -> None:
+    """The signature has no secret: an attacker re-sends a captured body with a new nonce,
+    timestamp and recomputed signature. The guard remembers the IV + tag and refuses it."""
+    c = creds(backend, scheme)
+    guard = vpseal.ReplayGuard()
+    sealed = vpseal.seal_request(c, PAYLOAD, timestamp_ms=NOW)
+    assert _open(c, sealed, guard=guard, now_ms=NOW).payload == PAYLOAD
+    for delay in (1, 1_000, 299_000):
+        headers = resign(
+            sealed.headers, sealed.body, scheme, x_nonce=fresh_nonce(), x_timestamp=str(NOW + delay)
+        )
+        # without the guard it would open: it is a perfectly valid request
+        assert _open(c, (headers, sealed.body), now_ms=NOW + delay).payload == PAYLOAD
+        result = _open(c, (headers, sealed.body), guard=guard, now_ms=NOW + delay)
+        assert_error(result, vpseal.ReplayError, 83)
+
+
+def test_captured_body_respelled_is_rejected(backend: str, scheme: str) -> None:
+    """The same message in another JSON spelling (slow path) has the same IV + tag."""
+    c = creds(backend, scheme)
+    guard = vpseal.ReplayGuard()
+    sealed = vpseal.seal_request(c, PAYLOAD, timestamp_ms=NOW)
+    assert _open(c, sealed, guard=guard, now_ms=NOW).payload == PAYLOAD
+    wire = wire_of(sealed.body)
+    escaped = f"\\u{ord(wire[0]):04x}" + wire[1:]
+    for body in (
+        b'{ "cipherText": "' + wire.encode() + b'" }',
+        PREFIX + escaped.encode() + SUFFIX,
+    ):
+        headers = resign(sealed.headers, body, scheme, x_nonce=fresh_nonce())
+        assert _open(c, (headers, body), now_ms=NOW).payload == PAYLOAD
+        assert_error(_open(c, (headers, body), guard=guard, now_ms=NOW), vpseal.ReplayError, 83)
+
+
+def test_slow_path_request_then_canonical_replay(backend: str, scheme: str) -> None:
+    c = creds(backend, scheme)
+    guard = vpseal.ReplayGuard()
+    sealed = vpseal.seal_request(c, PAYLOAD, timestamp_ms=NOW)
+    spaced = b'{"cipherText": "' + wire_of(sealed.body).encode() + b'"}'
+    first = resign(sealed.headers, spaced, scheme)
+    assert _open(c, (first, spaced), guard=guard, now_ms=NOW).payload == PAYLOAD
+    again = resign(sealed.headers, sealed.body, scheme, x_nonce=fresh_nonce())
+    assert_error(_open(c, (again, sealed.body), guard=guard, now_ms=NOW), vpseal.ReplayError, 83)
+
+
+def test_nonce_reused_with_another_body(backend: str, scheme: str) -> None:
+    c = creds(backend, scheme)
+    guard = vpseal.ReplayGuard()
+    nonce = fresh_nonce()
+    first = vpseal.seal_request(c, PAYLOAD, nonce=nonce, timestamp_ms=NOW)
+    second = vpseal.seal_request(c, {"other": 1}, nonce=nonce, timestamp_ms=NOW + 5)
+    assert _open(c, first, guard=guard, now_ms=NOW).payload == PAYLOAD
+    assert_error(_open(c, second, guard=guard, now_ms=NOW), vpseal.ReplayError, 83)
+
+
+def test_nonces_are_per_agent(backend: str, scheme: str) -> None:
+    a = creds(backend, scheme)
+    b = creds(backend, scheme, agent=OTHER_AGENT)
+    ring = vpseal.Keyring([a, b])
+    guard = vpseal.ReplayGuard()
+    nonce = fresh_nonce()
+    for c in (a, b):
+        sealed = vpseal.seal_request(c, PAYLOAD, nonce=nonce, timestamp_ms=NOW)
+        assert _open(ring, sealed, guard=guard, now_ms=NOW).agent_id == c.agent_id
+        assert_error(_open(ring, sealed, guard=guard, now_ms=NOW), vpseal.ReplayError, 83)
+
+
+def test_failed_signature_or_format_consumes_nothing(backend: str, scheme: str) -> None:
+    """The guard runs after the signature check: rejected requests do not burn the nonce."""
+    c = creds(backend, scheme)
+    guard = vpseal.ReplayGuard()
+    sealed = vpseal.seal_request(c, PAYLOAD, timestamp_ms=NOW)
+    bad_sig = dict(sealed.headers, **{"x-signature": "0" * 64})
+    result = _open(c, (bad_sig, sealed.body), guard=guard, now_ms=NOW)
+    assert_error(result, vpseal.SignatureError, 83)
+    bad_ts = dict(sealed.headers, **{"x-timestamp": "soon"})
+    result = _open(c, (bad_ts, sealed.body), guard=guard, now_ms=NOW)
+    assert_error(result, vpseal.RequestFormatError, 11)
+    result = _open(c, (sealed.headers, b'{"cipherText":1}'), guard=guard, now_ms=NOW)
+    assert_error(result, vpseal.RequestFormatError, 11)
+    assert _open(c, sealed, guard=guard, now_ms=NOW).payload == PAYLOAD
+
+
+def test_order_signature_then_replay_then_decryption(backend: str, scheme: str) -> None:
+    c = creds(backend, scheme)
+    guard = vpseal.ReplayGuard(window_ms=WINDOW)
+    stale_ts = str(NOW - WINDOW - 1)
+    sealed = vpseal.seal_request(c, PAYLOAD, timestamp_ms=NOW - WINDOW - 1)
+    # stale and wrongly signed: the signature is checked first
+    bad_sig = dict(sealed.headers, **{"x-signature": "f" * 64})
+    result = _open(c, (bad_sig, sealed.body), guard=guard, now_ms=NOW)
+    assert_error(result, vpseal.SignatureError, 83)
+    # stale, signed, undecryptable: the guard speaks before decryption
+    wire = wire_of(sealed.body)
+    broken = PREFIX + (wire[:-5] + ("A" if wire[-5] != "A" else "B") + wire[-4:]).encode() + SUFFIX
+    headers = resign(sealed.headers, broken, scheme, x_timestamp=stale_ts)
+    assert_error(_open(c, (headers, broken), guard=guard, now_ms=NOW), vpseal.ReplayError, 83)
+    # in the window, signed, undecryptable -> 84 ...
+    headers = resign(sealed.headers, broken, scheme, x_timestamp=str(NOW), x_nonce=fresh_nonce())
+    assert_error(_open(c, (headers, broken), guard=guard, now_ms=NOW), vpseal.DecryptionError, 84)
+    # ... and its nonce was recorded on the way: the same again is a replay
+    assert_error(_open(c, (headers, broken), guard=guard, now_ms=NOW), vpseal.ReplayError, 83)
+    # a replayed request whose plaintext is not JSON: replay first
+    not_json = vpseal.seal_request(c, b"not json", timestamp_ms=NOW)
+    assert_error(_open(c, not_json, guard=guard, now_ms=NOW), vpseal.RequestFormatError, 11)
+    assert_error(_open(c, not_json, guard=guard, now_ms=NOW), vpseal.ReplayError, 83)
+
+
+def test_guard_expiry_forgets_after_window(backend: str) -> None:
+    """Memory is bounded: a nonce is kept only until its request would be stale anyway."""
+    c = creds(backend)
+    store = vpseal.MemoryNonceStore()
+    guard = vpseal.ReplayGuard(window_ms=400, store=store)
+    ts = now_ms()
+    sealed = vpseal.seal_request(c, PAYLOAD, timestamp_ms=ts)
+    assert _open(c, sealed, guard=guard, now_ms=ts).payload == PAYLOAD
+    assert len(store) == 2  # nonce + message id
+    assert_error(_open(c, sealed, guard=guard, now_ms=ts), vpseal.ReplayError, 83)
+    time.sleep(0.7)
+    # the entries have expired: they vanish as soon as the store is used again
+    other = vpseal.seal_request(c, PAYLOAD, timestamp_ms=ts)
+    assert _open(c, other, guard=guard, now_ms=ts).payload == PAYLOAD
+    assert len(store) == 2
+    assert _open(c, sealed, guard=guard, now_ms=ts).payload == PAYLOAD
+    assert len(store) == 4
+
+
+def test_guard_check_direct() -> None:
+    guard = vpseal.ReplayGuard(window_ms=1_000)
+    guard.check(AGENT, NOW, "a" * 32, now=NOW)
+    with pytest.raises(vpseal.ReplayError):
+        guard.check(AGENT, NOW, "a" * 32, now=NOW)
+    with pytest.raises(vpseal.ReplayError):
+        guard.check(AGENT, NOW, "b" * 32, now=NOW + 1_001)
+    guard.check(AGENT, NOW, "b" * 32, message_id="m1", now=NOW)
+    with pytest.raises(vpseal.ReplayError):
+        guard.check(AGENT, NOW, "c" * 32, message_id="m1", now=NOW)
+    guard.check(OTHER_AGENT, NOW, "c" * 32, message_id="m1", now=NOW)
+    err = vpseal.ReplayError("x")
+    assert err.api_code == 83 and not isinstance(err, vpseal.SignatureError)
+
+
+def test_guard_shared_by_threads(backend: str, scheme: str) -> None:
+    """8 threads open the same request through one guard: exactly one gets it."""
+    c = creds(backend, scheme)
+    for _ in range(20):
+        guard = vpseal.ReplayGuard()
+        sealed = vpseal.seal_request(c, PAYLOAD)
+        barrier = threading.Barrier(8, timeout=60)
+        results: list[Any] = []
+
+        def worker(sealed: Any, guard: Any, barrier: Any, results: list[Any]) -> None:
+            barrier.wait()
+            results.append(_open(c, sealed, guard=guard))
+
+        args = (sealed, guard, barrier, results)
+        threads = [threading.Thread(target=worker, args=args) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        ok = [r for r in results if isinstance(r, vpseal.OpenedRequest)]
+        assert len(ok) == 1
+        for r in results:
+            if r not in ok:
+                assert_error(r, vpseal.ReplayError, 83)
+
+
+# -- MemoryNonceStore --------------------------------------------------------------------------
+
+
+def test_memory_store_expiry() -> None:
+    store = vpseal.MemoryNonceStore()
+    assert store.add(["k"], 400)
+    assert not store.add(["k"], 400)
+    assert len(store) == 1
+    time.sleep(0.6)
+    assert store.add(["k"], 400)
+    assert not store.add(["k"], 400)
+
+
+def test_memory_store_len_shrinks() -> None:
+    store = vpseal.MemoryNonceStore()
+    for i in range(500):
+        assert store.add([f"k{i}"], 400)
+    assert len(store) == 500
+    time.sleep(0.6)
+    assert store.add(["fresh"], 10_000)
+    assert len(store) == 1
+    assert store.add(["k1"], 10_000)  # expired keys are free again
+    assert len(store) == 2
+
+
+def test_memory_store_all_or_nothing() -> None:
+    store = vpseal.MemoryNonceStore()
+    assert store.add(["a", "b"], 10_000)
+    assert not store.add(["b", "c"], 10_000)
+    assert len(store) == 2
+    assert store.add(["c"], 10_000)  # c was not recorded by the failed add
+    assert not store.add(["a"], 10_000)
+    assert store.add([], 10_000)
+
+
+def test_memory_store_threads_one_winner() -> None:
+    store = vpseal.MemoryNonceStore()
+    n_threads, rounds = 16, 40
+    wins = [[0] * n_threads for _ in range(rounds)]
+    barrier = threading.Barrier(n_threads, timeout=60)
+
+    def worker(t: int) -> None:
+        for r in range(rounds):
+            barrier.wait()
+            if store.add([f"round-{r}"], 60_000):
+                wins[r][t] += 1
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [sum(row) for row in wins] == [1] * rounds
+    assert len(store) == rounds
+
+
+def test_memory_store_threads_distinct_keys() -> None:
+    store = vpseal.MemoryNonceStore()
+    failures: list[str] = []
+
+    def worker(t: int) -> None:
+        for i in range(2_000):
+            if not store.add([f"{t}-{i}", f"m-{t}-{i}"], 60_000):
+                failures.append(f"{t}-{i}")
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert len(store) == 8 * 2_000 * 2
+
+
+# -- RedisNonceStore ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def redis_prefix() -> Any:
+    """Call it inside the test: (url, client, fresh key prefix). Connecting there (not in the
+    fixture) makes an unreachable configured server a test FAILURE, not a setup error; an
+    unset VPSEAL_REDIS_URL skips. Keys under the prefix are deleted afterwards."""
+    made: list[tuple[Any, str]] = []
+
+    def connect() -> tuple[str, Any, str]:
+        url = redis_url()
+        client = redis_client(url)
+        prefix = f"vpseal-test:{uuid.uuid4().hex}:"
+        made.append((client, prefix))
+        return url, client, prefix
+
+    yield connect
+    for client, prefix in made:
+        keys = list(client.scan_iter(match=prefix + "*"))
+        if keys:
+            client.delete(*keys)
+
+
+@pytest.mark.redis
+def test_redis_store_basic_and_px_expiry(redis_prefix: Any) -> None:
+    url, client, prefix = redis_prefix()
+    store = vpseal.RedisNonceStore(url=url, prefix=prefix)
+    assert prefix in repr(store)
+    assert store.add(["k"], 400)
+    assert not store.add(["k"], 400)
+    pttl = client.pttl(prefix + "k")
+    assert 0 < pttl <= 400
+    time.sleep(0.6)
+    assert client.exists(prefix + "k") == 0
+    assert store.add(["k"], 400)
+
+
+@pytest.mark.redis
+def test_redis_store_all_or_nothing(redis_prefix: Any) -> None:
+    _url, client, prefix = redis_prefix()
+    store = vpseal.RedisNonceStore(client=client, prefix=prefix)
+    assert store.add(["a", "b"], 60_000)
+    assert not store.add(["b", "c"], 60_000)
+    assert client.exists(prefix + "c") == 0
+    assert store.add(["c"], 60_000)
+
+
+@pytest.mark.redis
+def test_redis_guard_ttl_is_rest_of_window(redis_prefix: Any) -> None:
+    url, client, prefix = redis_prefix()
+    c = creds(None)
+    store = vpseal.RedisNonceStore(url=url, prefix=prefix)
+    guard = vpseal.ReplayGuard(window_ms=WINDOW, store=store)
+    sealed = vpseal.seal_request(c, PAYLOAD, timestamp_ms=NOW - WINDOW + 800)
+    assert _open(c, sealed, guard=guard, now_ms=NOW).payload == PAYLOAD
+    keys = list(client.scan_iter(match=prefix + "*"))
+    assert len(keys) == 2  # nonce + message id
+    for key in keys:
+        assert 0 < client.pttl(key) <= 801
+    assert_error(_open(c, sealed, guard=guard, now_ms=NOW), vpseal.ReplayError, 83)
+    time.sleep(1.0)
+    assert list(client.scan_iter(match=prefix + "*")) == []
+    # forgotten once the request would be stale anyway
+    assert _open(c, sealed, guard=guard, now_ms=NOW).payload == PAYLOAD
+
+
+@pytest.mark.redis
+def test_redis_guard_shared_between_two_guards(redis_prefix: Any, backend: str) -> None:
+    url, _client, prefix = redis_prefix()
+    c = creds(backend)
+    one = vpseal.ReplayGuard(store=vpseal.RedisNonceStore(url=url, prefix=prefix))
+    two = vpseal.ReplayGuard(store=vpseal.RedisNonceStore(url=url, prefix=prefix))
+    sealed = vpseal.seal_request(c, PAYLOAD)
+    assert _open(c, sealed, guard=one).payload == PAYLOAD
+    assert_error(_open(c, sealed, guard=two), vpseal.ReplayError, 83)
+
+
+def _race(url: str, prefix: str, backend: str, scheme: str, n: int) -> list[dict[str, Any]]:
+    c = creds(backend, scheme)
+    requests = []
+    for i in range(n):
+        sealed = vpseal.seal_request(c, {"i": i})
+        body = base64.b64encode(sealed.body).decode()
+        requests.append({"headers": sealed.headers, "body": body})
+    helpers_dir = str(Path(__file__).resolve().parent)
+    code = f"import sys; sys.path.insert(0, {helpers_dir!r}); import _envelope_helpers as h; "
+    code += "h.redis_race_worker()"
+    procs = []
+    start_at = time.time() + 1.5  # every worker has started (and imported vpseal) by then
+    for reverse in (False, False, True):
+        job = {
+            "agent": AGENT,
+            "key": KEY_HEX,
+            "scheme": scheme,
+            "backend": backend,
+            "url": url,
+            "prefix": prefix,
+            "requests": requests,
+            "reverse": reverse,
+            "start_at": start_at,
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps(job) + "\n")
+        proc.stdin.close()
+        proc.stdin = None  # communicate() below must not touch the closed pipe
+        procs.append(proc)
+    outputs = []
+    try:
+        for proc in procs:
+            out, _ = proc.communicate(timeout=120)
+            assert proc.returncode == 0, out
+            outputs.append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return outputs
+
+
+@pytest.mark.redis
+def test_redis_processes_race_each_nonce_once(redis_prefix: Any, backend: str) -> None:
+    """Three processes share one Redis store and open the same 300 requests at once (two in
+    the same order, one in reverse): every request is accepted exactly once among them."""
+    url, _client, prefix = redis_prefix()
+    n = 300
+    outputs = _race(url, prefix, backend, "transfer", n)
+    accepted = [i for out in outputs for i in out["accepted"]]
+    assert sorted(accepted) == list(range(n))  # each exactly once
+    for out in outputs:
+        assert out["other"] == []
+        assert sorted(out["accepted"] + out["replayed"]) == list(range(n))
