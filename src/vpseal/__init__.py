@@ -76,3 +76,47 @@ __all__ = [
     "sign",
     "verify_signature",
 ]
+
+# --- transport (issue 4) ---
+from vpseal.api_errors import (  # noqa: E402
+    AgentNotFound,
+    APIError,
+    AuthenticationFailed,
+    BalanceNotEnough,
+    DecryptionFailed,
+    InternalServerError,
+    InvalidAccount,
+    MemberNotFound,
+    OutcomeUnknown,
+    ParametersError,
+    ResponseFormatError,
+    TransactionExists,
+    TransactionNotFound,
+    TransactionPending,
+    TransportError,
+    WalletLocked,
+)
+from vpseal.client import AsyncClient, CashoutResult, Client, Transaction  # noqa: E402
+
+__all__ += [
+    "APIError",
+    "AgentNotFound",
+    "AsyncClient",
+    "AuthenticationFailed",
+    "BalanceNotEnough",
+    "CashoutResult",
+    "Client",
+    "DecryptionFailed",
+    "InternalServerError",
+    "InvalidAccount",
+    "MemberNotFound",
+    "OutcomeUnknown",
+    "ParametersError",
+    "ResponseFormatError",
+    "Transaction",
+    "TransactionExists",
+    "TransactionNotFound",
+    "TransactionPending",
+    "TransportError",
+    "WalletLocked",
+]

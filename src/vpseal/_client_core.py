@@ -1,0 +1,713 @@
+"""Everything the sync and async clients share that does no I/O.
+
+The clients are thin drivers: they ask a *flow* what to do next (send a request, wait, stop with
+a result or an error), do it, and hand the outcome back. All decisions live here, once:
+configuration, request building, envelope parsing into typed results, the retry/backoff
+policy, the token cache, and the cash-out state machine that decides between retrying,
+settling an uncertain attempt through the transaction query, and raising.
+
+Cash-out safety rests on one rule: the transId is the idempotency key, so re-sending it is
+always safe, and a result is only reported when an answer proves it (code 0 to the cash-out,
+or the query showing this transId as a withdrawal). Anything else after an attempt that may
+have reached the server ends in OutcomeUnknown, never in a guess.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any, Generic, Protocol, TypeVar, Union
+
+import httpx
+
+from vpseal.api_errors import (
+    APIError,
+    OutcomeUnknown,
+    ResponseFormatError,
+    TransactionExists,
+    TransportError,
+    from_response,
+)
+from vpseal.envelope import Credentials, seal_request
+from vpseal.errors import ConfigError, VPSealError
+from vpseal.signing import Scheme
+
+logger = logging.getLogger("vpseal.client")
+
+AUTH_PATH = "/v2/auth"
+CASHOUT_PATH = "/v2/members/cashout"
+QUERY_PATH = "/v2/members/check/transactions"
+
+ENV_BASE_URL = "VPSEAL_BASE_URL"
+ENV_AGENT_ID = "VPSEAL_AGENT_ID"
+ENV_API_KEY = "VPSEAL_API_KEY"
+ENV_SECRET = "VPSEAL_SECRET"
+
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_MAX_RETRIES = 3
+DEFAULT_BACKOFF_BASE = 0.25
+DEFAULT_BACKOFF_MAX = 5.0
+USER_AGENT = "vpseal-python"
+
+CODE_OK = 0
+CODE_NOT_FOUND = 4
+CODE_INTERNAL = 7
+CODE_MEMBER_NOT_FOUND = 8
+CODE_LOCKED = 20
+CODE_PENDING = 35
+CODE_AUTH = 83
+CODE_EXISTS = 3
+# Answers that come from the ledger itself: with the query showing no transaction, they are
+# the true outcome even after an uncertain attempt.
+LEDGER_VERDICTS = frozenset({2, 8, 19})
+
+T = TypeVar("T")
+
+
+# ------------------------------------------------------------------------------ results
+
+
+@dataclass(frozen=True)
+class CashoutResult:
+    """A cash-out that happened. ``balance`` is the balance after it (0 for All Cash Out).
+
+    ``settled_by_query`` is True when the answer to the cash-out itself was lost and the
+    transaction query proved that it happened; ``attempts`` counts cash-out requests sent.
+    """
+
+    trans_id: str
+    amount: Decimal
+    balance: Decimal
+    log_uuid: str
+    attempts: int = 1
+    settled_by_query: bool = False
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """One transaction as the query reports it; ``amount`` < 0 is a withdrawal."""
+
+    agent: str
+    trans_id: str
+    transaction_time: datetime
+    amount: Decimal
+    username: str
+    log_uuid: str
+
+
+@dataclass(frozen=True)
+class Token:
+    """An access token as /v2/auth returned it (never shown in repr)."""
+
+    value: str = field(repr=False)
+    expires_in: float
+
+
+# ------------------------------------------------------------------------------ settings
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter: retry n waits between half and all of
+    min(backoff_max, backoff_base * 2**(n-1)) seconds, so that clients that failed together
+    do not come back together."""
+
+    max_retries: int = DEFAULT_MAX_RETRIES
+    backoff_base: float = DEFAULT_BACKOFF_BASE
+    backoff_max: float = DEFAULT_BACKOFF_MAX
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int):
+            raise ConfigError("max_retries must be an int")
+        if self.max_retries < 0:
+            raise ConfigError("max_retries must be >= 0")
+        if self.backoff_base < 0 or self.backoff_max < 0:
+            raise ConfigError("backoff delays must be >= 0")
+
+    def delay(self, retry: int, rand: Callable[[], float] = random.random) -> float:
+        cap = min(self.backoff_max, self.backoff_base * float(2 ** max(0, retry - 1)))
+        return cap / 2 + rand() * cap / 2
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved configuration; the secret and the key stay out of repr."""
+
+    base_url: str
+    credentials: Credentials
+    secret: str = field(repr=False)
+    timeout: httpx.Timeout | None
+    retry: RetryPolicy
+
+
+def _pick(value: str | None, env: str, environ: Mapping[str, str]) -> str:
+    if value is None:
+        value = environ.get(env)
+    if value is None or not value.strip():
+        raise ConfigError(f"{env} is not set (pass it as an argument or set the variable)")
+    return value
+
+
+def resolve_settings(
+    base_url: str | None,
+    agent_id: str | None,
+    api_key: str | None,
+    secret: str | None,
+    scheme: Scheme,
+    timeout: float | httpx.Timeout | None,
+    retry: RetryPolicy,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Arguments first, then VPSEAL_* variables; a missing one raises ConfigError naming it.
+    The API KEY is parsed here, so a malformed one fails before any request."""
+    env = os.environ if environ is None else environ
+    url = _pick(base_url, ENV_BASE_URL, env).strip().rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"{ENV_BASE_URL} must start with http:// or https://")
+    agent = _pick(agent_id, ENV_AGENT_ID, env).strip()
+    key = _pick(api_key, ENV_API_KEY, env)
+    secret_value = _pick(secret, ENV_SECRET, env)
+    credentials = Credentials(agent, key, scheme)
+    resolved: httpx.Timeout | None
+    if timeout is None or isinstance(timeout, httpx.Timeout):
+        resolved = timeout
+    elif isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0:
+        resolved = httpx.Timeout(float(timeout))
+    else:
+        raise ConfigError("timeout must be a number of seconds > 0 or an httpx.Timeout")
+    return Settings(url, credentials, secret_value, resolved, retry)
+
+
+def new_trans_id() -> str:
+    """A fresh transId: 32 hex characters of a random UUID."""
+    return uuid.uuid4().hex
+
+
+# ------------------------------------------------------------------------------ requests
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One attempt, ready to send: fresh timestamp, nonce, IV and signature."""
+
+    url: str
+    headers: dict[str, str] = field(repr=False)
+    body: bytes = field(repr=False)
+
+
+def prepare(
+    settings: Settings, path: str, payload: Mapping[str, Any], token: str | None
+) -> Prepared:
+    """Seal the payload for one attempt and add the bearer token (none for /v2/auth)."""
+    sealed = seal_request(settings.credentials, payload)
+    headers = dict(sealed.headers)
+    headers["User-Agent"] = USER_AGENT
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return Prepared(settings.base_url + path, headers, sealed.body)
+
+
+def auth_payload(settings: Settings) -> dict[str, str]:
+    return {"agentId": settings.credentials.agent_id, "secret": settings.secret}
+
+
+def member_payload(username: str, trans_id: str) -> dict[str, str]:
+    if not isinstance(username, str):
+        raise TypeError(f"username must be str, not {type(username).__name__}")
+    if not isinstance(trans_id, str):
+        raise TypeError(f"trans_id must be str, not {type(trans_id).__name__}")
+    return {"username": username, "transId": trans_id}
+
+
+# ------------------------------------------------------------------------------ responses
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """The documented response: code, message, optional data, logUUID."""
+
+    code: int
+    message: str
+    data: dict[str, Any] | None
+    log_uuid: str
+    http_status: int
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The server answered with an envelope."""
+
+    envelope: Envelope
+
+
+@dataclass(frozen=True)
+class NoAnswer:
+    """No usable answer. ``maybe_processed``: the request may have reached the server and been
+    applied; ``retryable``: sending again may help."""
+
+    error: VPSealError
+    maybe_processed: bool
+    retryable: bool
+
+
+Outcome = Union[Answer, NoAnswer]  # noqa: UP007 - a runtime alias on Python 3.10
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_envelope(status: int, content: bytes) -> Envelope:
+    """The envelope of a response body, or ResponseFormatError saying what is wrong."""
+    try:
+        doc = json.loads(content, parse_float=Decimal, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        raise ResponseFormatError(
+            f"HTTP {status}: response body is not JSON ({len(content)} bytes)"
+        ) from None
+    if not isinstance(doc, dict):
+        raise ResponseFormatError(f"HTTP {status}: response is JSON but not an object")
+    code = doc.get("code")
+    if isinstance(code, bool) or not isinstance(code, int):
+        raise ResponseFormatError(f"HTTP {status}: response has no integer 'code'")
+    message = doc.get("message")
+    if not isinstance(message, str):
+        raise ResponseFormatError(f"HTTP {status}: response has no string 'message'")
+    log_uuid = doc.get("logUUID")
+    if not isinstance(log_uuid, str):
+        raise ResponseFormatError(f"HTTP {status}: response has no string 'logUUID'")
+    data = doc.get("data")
+    if data is not None and not isinstance(data, dict):
+        raise ResponseFormatError(f"HTTP {status}: response 'data' is not an object")
+    return Envelope(code, message, data, log_uuid, status)
+
+
+def classify_response(status: int, content: bytes) -> Outcome:
+    """An HTTP answer as an outcome. 5xx: no answer (the server may have applied it).
+    A body that is not the envelope: no answer; after 2xx it may have been applied, after 4xx
+    the server refused the request."""
+    if status >= 500:
+        return NoAnswer(TransportError(f"HTTP {status} from server"), True, True)
+    try:
+        return Answer(parse_envelope(status, content))
+    except ResponseFormatError as exc:
+        return NoAnswer(exc, status < 400, False)
+
+
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
+_FATAL = (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.InvalidURL)
+
+
+def classify_exception(exc: Exception) -> NoAnswer:
+    """An httpx failure as an outcome: connect-phase failures never reached the server; a
+    timeout or drop after sending may have been applied."""
+    error = TransportError(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+    if isinstance(exc, _NOT_SENT):
+        return NoAnswer(error, False, True)
+    if isinstance(exc, _FATAL):
+        return NoAnswer(error, False, False)
+    return NoAnswer(error, True, True)
+
+
+def _decimal(data: Mapping[str, Any], name: str) -> Decimal:
+    value = data.get(name)
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Decimal(value)
+    raise ResponseFormatError(f"response data.{name} is not a number")
+
+
+def _text(data: Mapping[str, Any], name: str) -> str:
+    value = data.get(name)
+    if not isinstance(value, str):
+        raise ResponseFormatError(f"response data.{name} is not a string")
+    return value
+
+
+def _data(envelope: Envelope) -> dict[str, Any]:
+    if envelope.data is None:
+        raise ResponseFormatError("successful response has no 'data'")
+    return envelope.data
+
+
+def parse_time(text: str) -> datetime:
+    """'YYYY-MM-DDTHH:mm:ss.SSSZ' (or any ISO 8601 with an offset) as an aware UTC datetime."""
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ResponseFormatError("response data.transactionTime is not an ISO 8601 time") from None
+    if parsed.tzinfo is None:
+        raise ResponseFormatError("response data.transactionTime has no UTC offset")
+    return parsed.astimezone(timezone.utc)
+
+
+def parse_token(envelope: Envelope) -> Token:
+    data = _data(envelope)
+    value = _text(data, "accessToken")
+    if not value or not value.isascii() or any(c in value for c in " \r\n"):
+        raise ResponseFormatError("response data.accessToken is not a usable token")
+    expires = data.get("expiresIn")
+    if isinstance(expires, bool) or not isinstance(expires, (int, Decimal)) or expires < 0:
+        raise ResponseFormatError("response data.expiresIn is not a number of seconds")
+    return Token(value, float(expires))
+
+
+def parse_cashout(envelope: Envelope, trans_id: str, attempts: int) -> CashoutResult:
+    data = _data(envelope)
+    return CashoutResult(
+        trans_id, _decimal(data, "amount"), _decimal(data, "balance"), envelope.log_uuid, attempts
+    )
+
+
+def parse_transaction(envelope: Envelope) -> Transaction:
+    data = _data(envelope)
+    return Transaction(
+        agent=_text(data, "agent"),
+        trans_id=_text(data, "transId"),
+        transaction_time=parse_time(_text(data, "transactionTime")),
+        amount=_decimal(data, "amount"),
+        username=_text(data, "username"),
+        log_uuid=envelope.log_uuid,
+    )
+
+
+def envelope_error(envelope: Envelope) -> APIError:
+    return from_response(envelope.code, envelope.message, envelope.log_uuid)
+
+
+# ------------------------------------------------------------------------------ token cache
+
+
+class TokenCache:
+    """The current token and when to renew it, with a generation number so that many callers
+    that saw the same token rejected renew it once (single flight; the clients hold a lock)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        # (token, generation, renew_at) replaced as one object: readers need no lock
+        self._state: tuple[str | None, int, float] = (None, 0, 0.0)
+
+    def __repr__(self) -> str:
+        token, generation, _ = self._state
+        return f"TokenCache(generation={generation}, cached={token is not None})"
+
+    @property
+    def generation(self) -> int:
+        return self._state[1]
+
+    @staticmethod
+    def margin(expires_in: float) -> float:
+        """Renew ahead of expiry: a tenth of the lifetime, at most a minute."""
+        return min(60.0, expires_in / 10)
+
+    def get(self, stale: int | None = None) -> tuple[str, int] | None:
+        """(token, generation) if one is usable and is not the generation ``stale``."""
+        token, generation, renew_at = self._state
+        if token is None or generation == stale or self._clock() >= renew_at:
+            return None
+        return token, generation
+
+    def store(self, token: Token) -> tuple[str, int]:
+        """Cache a fresh token (callers hold the client's token lock)."""
+        generation = self._state[1] + 1
+        renew_at = self._clock() + token.expires_in - self.margin(token.expires_in)
+        self._state = (token.value, generation, renew_at)
+        return token.value, generation
+
+    def clear(self) -> None:
+        self._state = (None, self._state[1], 0.0)
+
+
+# ------------------------------------------------------------------------------ flows
+
+
+@dataclass(frozen=True)
+class Send:
+    """Send one request after ``delay`` seconds; ``renew_token``: the last token was refused."""
+
+    path: str
+    payload: Mapping[str, Any] = field(repr=False)
+    authenticated: bool
+    delay: float = 0.0
+    renew_token: bool = False
+    attempt: int = 1
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Done(Generic[T]):
+    value: T
+
+
+@dataclass(frozen=True)
+class Raise:
+    error: VPSealError
+    cause: BaseException | None = None
+
+
+Step = Union[Send, Done[T], Raise]  # noqa: UP007 - a generic alias on Python 3.10
+
+
+class Flow(Protocol[T]):
+    """What a driver runs: start, then one outcome per Send until Done or Raise."""
+
+    def start(self) -> Step[T]: ...
+
+    def on_outcome(self, outcome: Outcome) -> Step[T]: ...
+
+    def on_auth_failure(self, error: VPSealError) -> Step[T]: ...
+
+
+class SimpleFlow(Generic[T]):
+    """An idempotent request (token, query): retry what may be transient, renew the token once
+    on code 83, turn code 0 into a typed result."""
+
+    def __init__(
+        self,
+        path: str,
+        payload: Mapping[str, Any],
+        policy: RetryPolicy,
+        parse: Callable[[Envelope], T],
+        authenticated: bool,
+    ) -> None:
+        self.path = path
+        self.payload = payload
+        self.policy = policy
+        self.parse = parse
+        self.authenticated = authenticated
+        self.retries = 0
+        self.sent = 0
+        self.renewed = False
+
+    def _send(self, delay: float = 0.0, renew: bool = False, reason: str = "") -> Send:
+        self.sent += 1
+        return Send(self.path, self.payload, self.authenticated, delay, renew, self.sent, reason)
+
+    def start(self) -> Step[T]:
+        return self._send()
+
+    def on_outcome(self, outcome: Outcome) -> Step[T]:
+        if isinstance(outcome, Answer):
+            env = outcome.envelope
+            if env.code == CODE_OK:
+                try:
+                    return Done(self.parse(env))
+                except ResponseFormatError as exc:
+                    return Raise(exc)
+            if env.code == CODE_AUTH and self.authenticated and not self.renewed:
+                self.renewed = True
+                return self._send(renew=True, reason="token refused (83): renewing it once")
+            return Raise(envelope_error(env))
+        if outcome.retryable and self.retries < self.policy.max_retries:
+            self.retries += 1
+            return self._send(self.policy.delay(self.retries), reason=str(outcome.error))
+        return Raise(outcome.error)
+
+    def on_auth_failure(self, error: VPSealError) -> Step[T]:
+        return Raise(error)
+
+
+class CashoutFlow:
+    """The cash-out state machine.
+
+    Phase "cashout": send the cash-out (same transId every time). Code 0 is the answer.
+    Retryable failures (no answer, HTTP 5xx, codes 20 and 35) are re-sent with backoff; any
+    attempt that may have reached the server makes the flow *uncertain*. A final error code
+    while uncertain, or running out of retries while uncertain, moves to phase "settle": the
+    transaction query decides. Found as a withdrawal: success. Not found: a ledger verdict
+    (2, 8, 19) is raised as it is; otherwise re-send if retries remain, else OutcomeUnknown.
+    """
+
+    def __init__(self, username: str, trans_id: str, policy: RetryPolicy) -> None:
+        self.username = username
+        self.trans_id = trans_id
+        self.payload = member_payload(username, trans_id)
+        self.policy = policy
+        self.phase = "cashout"
+        self.attempts = 0  # cash-out requests sent
+        self.retries = 0  # re-sends charged to the retry budget
+        self.query_retries = 0
+        self.queries = 0
+        self.uncertain = False
+        self.renewed = False
+        self.last_error: VPSealError | None = None
+        self.pending: VPSealError | None = None  # the answer the query must confirm
+
+    # -- steps
+
+    def _cashout(self, delay: float = 0.0, renew: bool = False, reason: str = "") -> Send:
+        self.phase = "cashout"
+        self.attempts += 1
+        return Send(CASHOUT_PATH, self.payload, True, delay, renew, self.attempts, reason)
+
+    def _query(self, delay: float = 0.0, renew: bool = False, reason: str = "") -> Send:
+        self.phase = "settle"
+        self.queries += 1
+        return Send(QUERY_PATH, self.payload, True, delay, renew, self.queries, reason)
+
+    def _unknown(self, reason: str, cause: BaseException | None = None) -> Raise:
+        return Raise(OutcomeUnknown(self.trans_id, reason), cause)
+
+    def _settle(self, error: VPSealError) -> Step[CashoutResult]:
+        self.pending = error
+        self.query_retries = 0
+        return self._query(reason=f"settling through the transaction query after: {error}")
+
+    def _retry(self, error: VPSealError) -> Step[CashoutResult]:
+        self.last_error = error
+        if self.retries < self.policy.max_retries:
+            self.retries += 1
+            return self._cashout(self.policy.delay(self.retries), reason=str(error))
+        if self.uncertain:
+            return self._settle(error)
+        return Raise(error)  # no attempt can have been applied: the error is the truth
+
+    # -- protocol
+
+    def start(self) -> Step[CashoutResult]:
+        return self._cashout()
+
+    def on_auth_failure(self, error: VPSealError) -> Step[CashoutResult]:
+        if self.uncertain:
+            return self._unknown(f"could not obtain a token to settle it: {error}", error)
+        return Raise(error)
+
+    def on_outcome(self, outcome: Outcome) -> Step[CashoutResult]:
+        if self.phase == "cashout":
+            return self._on_cashout(outcome)
+        return self._on_query(outcome)
+
+    def _on_cashout(self, outcome: Outcome) -> Step[CashoutResult]:
+        if isinstance(outcome, NoAnswer):
+            if outcome.maybe_processed:
+                self.uncertain = True
+            if outcome.retryable:
+                return self._retry(outcome.error)
+            if self.uncertain:
+                return self._settle(outcome.error)
+            return Raise(outcome.error)
+        env = outcome.envelope
+        if env.code == CODE_OK:
+            try:
+                return Done(parse_cashout(env, self.trans_id, self.attempts))
+            except ResponseFormatError as exc:  # it happened, but the answer is unreadable
+                self.uncertain = True
+                return self._settle(exc)
+        error = envelope_error(env)
+        if env.code == CODE_AUTH and not self.renewed:
+            self.renewed = True  # the request was refused before it was applied
+            return self._cashout(renew=True, reason="token refused (83): renewing it once")
+        if env.code == CODE_LOCKED:
+            return self._retry(error)
+        if env.code == CODE_PENDING:
+            self.uncertain = True  # the server holds this transId, not yet final
+            return self._retry(error)
+        if env.code == CODE_INTERNAL:
+            self.uncertain = True  # a server failure says nothing about what was applied
+        if self.uncertain:
+            return self._settle(error)
+        return Raise(error)
+
+    def _on_query(self, outcome: Outcome) -> Step[CashoutResult]:
+        pending = self.pending
+        if isinstance(outcome, NoAnswer):
+            if outcome.retryable and self.query_retries < self.policy.max_retries:
+                self.query_retries += 1
+                return self._query(self.policy.delay(self.query_retries), reason=str(outcome.error))
+            return self._unknown(f"the transaction query failed: {outcome.error}", outcome.error)
+        env = outcome.envelope
+        if env.code == CODE_OK:
+            try:
+                tx = parse_transaction(env)
+            except ResponseFormatError as exc:
+                return self._unknown(f"unreadable transaction query answer: {exc}", exc)
+            if tx.trans_id != self.trans_id or tx.username != self.username:
+                return self._unknown("the query answered about another transaction")
+            if tx.amount >= 0:  # this transId is not a withdrawal: not ours to report
+                if isinstance(pending, TransactionExists):
+                    return Raise(pending)
+                return self._unknown("the transId belongs to a deposit, not a cash-out")
+            return Done(
+                CashoutResult(
+                    self.trans_id,
+                    -tx.amount,
+                    Decimal(0),
+                    tx.log_uuid,
+                    self.attempts,
+                    settled_by_query=True,
+                )
+            )
+        if env.code in (CODE_NOT_FOUND, CODE_MEMBER_NOT_FOUND):
+            if isinstance(pending, APIError) and pending.code in LEDGER_VERDICTS:
+                return Raise(pending)
+            if self.retries < self.policy.max_retries:
+                self.retries += 1  # not there (yet): re-sending the same transId is safe
+                return self._cashout(
+                    self.policy.delay(self.retries), reason="query found no transaction"
+                )
+            return self._unknown(
+                f"no transaction found, but an earlier attempt may still be applied "
+                f"(last answer: {pending})",
+                pending,
+            )
+        if env.code == CODE_AUTH and not self.renewed:
+            self.renewed = True
+            return self._query(renew=True, reason="token refused (83): renewing it once")
+        error = envelope_error(env)
+        if env.code in (CODE_PENDING, CODE_INTERNAL) and (
+            self.query_retries < self.policy.max_retries
+        ):
+            self.query_retries += 1
+            return self._query(self.policy.delay(self.query_retries), reason=str(error))
+        return self._unknown(f"the transaction query answered: {error}", error)
+
+
+# ------------------------------------------------------------------------------ logging
+
+
+def log_attempt(send: Send, outcome: Outcome, elapsed: float) -> None:
+    """One line per request: path, attempt, code and logUUID (never payload or headers)."""
+    ms = elapsed * 1000
+    if isinstance(outcome, Answer):
+        env = outcome.envelope
+        level = logging.DEBUG if env.code == CODE_OK else logging.INFO
+        logger.log(
+            level,
+            "POST %s attempt=%d code=%d logUUID=%s http=%d %.1fms",
+            send.path, send.attempt, env.code, env.log_uuid, env.http_status, ms,
+        )  # fmt: skip
+    else:
+        logger.info(
+            "POST %s attempt=%d no answer (%s; may have been applied: %s) %.1fms",
+            send.path, send.attempt, outcome.error, outcome.maybe_processed, ms,
+        )  # fmt: skip
+
+
+def log_retry(send: Send) -> None:
+    if send.reason:
+        logger.info(
+            "POST %s attempt=%d in %.3fs: %s", send.path, send.attempt, send.delay, send.reason
+        )
+
+
+__all__ = [
+    "CashoutFlow",
+    "CashoutResult",
+    "RetryPolicy",
+    "Settings",
+    "SimpleFlow",
+    "TokenCache",
+    "Transaction",
+]

@@ -1,0 +1,58 @@
+"""Fixtures for the transport tests: sandboxes on ephemeral loopback ports and clients for them.
+
+Loaded by the transport test modules with ``pytest_plugins = ["_sandbox_helpers"]``, so that
+tests/conftest.py stays the other suites' file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+
+import vpseal
+from vpseal.sandbox import Sandbox, SandboxConfig
+
+# Short timeouts and backoff: a retry costs milliseconds here, not seconds.
+FAST = {"timeout": 2.0, "max_retries": 3, "backoff_base": 0.01, "backoff_max": 0.05}
+
+MakeSandbox = Callable[..., Sandbox]
+
+
+@pytest.fixture
+def fast() -> dict[str, Any]:
+    """Client options for tests (see FAST)."""
+    return dict(FAST)
+
+
+@pytest.fixture
+def make_sandbox() -> Iterator[MakeSandbox]:
+    """Start sandboxes with any SandboxConfig option; all are closed after the test."""
+    started: list[Sandbox] = []
+
+    def make(**options: Any) -> Sandbox:
+        sandbox = Sandbox(SandboxConfig(), **options).start()
+        started.append(sandbox)
+        return sandbox
+
+    yield make
+    for sandbox in started:
+        sandbox.close()
+
+
+@pytest.fixture
+def sandbox(make_sandbox: MakeSandbox) -> Sandbox:
+    return make_sandbox()
+
+
+@pytest.fixture
+def client(sandbox: Sandbox) -> Iterator[vpseal.Client]:
+    with vpseal.Client(**sandbox.client_kwargs(), **FAST) as c:
+        yield c
+
+
+@pytest.fixture
+async def aclient(sandbox: Sandbox) -> AsyncIterator[vpseal.AsyncClient]:
+    async with vpseal.AsyncClient(**sandbox.client_kwargs(), **FAST) as c:
+        yield c
