@@ -43,32 +43,31 @@ else:  # pragma: no cover - interpreters without the C accelerator
         return (_encoder.encode(value),)
 
 
-def _encode(value: Any) -> str:
-    return "".join(chunks(value, 0))
+# Values that hold no keys: a payload made only of these needs no deeper key check.
+_LEAVES = frozenset({str, int, float, bool, type(None), Decimal})
 
 
 def _require_str_keys(value: Mapping[Any, Any]) -> None:
     """TypeError for a non-str key anywhere: json would quietly turn 1 or True into "1" or
     "true", and {1: x, "1": y} into an object with a duplicate key."""
     "".join(value)  # C-speed: TypeError unless every key is a str
+    if _LEAVES.issuperset(map(type, value.values())):
+        return  # the common flat payload, checked at C speed
     for item in value.values():
-        kind = type(item)
-        if kind is dict:
+        if isinstance(item, Mapping):
             _require_str_keys(item)
-        elif kind is list or kind is tuple:
+        elif isinstance(item, (list, tuple)):
             for element in item:
-                if isinstance(element, Mapping):
-                    _require_str_keys(element)
-        elif isinstance(item, Mapping):
-            _require_str_keys(item)
+                if isinstance(element, (Mapping, list, tuple)):
+                    _require_str_keys({"": element})
 
 
 def dumps(payload: Mapping[str, Any]) -> bytes:
     """Compact UTF-8 JSON, non-ASCII kept as is. Raises TypeError/ValueError (NaN, a non-str
     key, a lone surrogate, an unsupported type) and RecursionError (a cycle)."""
+    _require_str_keys(payload)
     try:
-        _require_str_keys(payload)
-        text = _encode(payload)
+        text = "".join(chunks(payload, 0))
     except _HasDecimal:
         text = _dumps_with_decimals(payload)
     return text.encode("utf-8")

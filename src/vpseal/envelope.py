@@ -181,7 +181,13 @@ def seal_request(
     they default to now and to fresh CSPRNG bytes (an IV must never repeat under a key)."""
     if type(credentials) is not Credentials:
         raise TypeError("credentials must be vpseal.Credentials")
-    plaintext = _plaintext(payload)
+    if type(payload) is dict:  # the hot path: skip payload_bytes' layers, keep its errors
+        try:
+            plaintext = _json.dumps(payload)
+        except (TypeError, ValueError, RecursionError):
+            plaintext = payload_bytes(payload)
+    else:
+        plaintext = _plaintext(payload)
     if timestamp_ms is None and nonce is None and iv is None:
         body, timestamp, nonce_text, signature = credentials._engine.seal(
             credentials._code, credentials._agent, plaintext
@@ -380,7 +386,7 @@ def _finish(
         guard.check(got.agent_id, int(got.timestamp), got.nonce, message_id=message_id, now=now)
     if status != OPEN_OK or plaintext is None:
         raise DecryptionError("cipherText cannot be decrypted with this agent's key")
-    return OpenedRequest(got.agent_id, int(got.timestamp), got.nonce, _parse_payload(plaintext))
+    return _opened(got.agent_id, got.timestamp, got.nonce, plaintext)
 
 
 def _open_slow(got: _Received, guard: ReplayGuard | None, now: int | None) -> OpenedRequest:
@@ -410,7 +416,33 @@ def _open_slow(got: _Received, guard: ReplayGuard | None, now: int | None) -> Op
         plaintext = credentials._engine.decrypt(iv, ciphertext + tag)
     except InvalidTag:
         raise DecryptionError("cipherText cannot be decrypted with this agent's key") from None
-    return OpenedRequest(got.agent_id, int(got.timestamp), got.nonce, _parse_payload(plaintext))
+    return _opened(got.agent_id, got.timestamp, got.nonce, plaintext)
+
+
+# What makes the fast header read give way to _receive (which explains the problem).
+_UNUSUAL_HEADERS = (KeyError, TypeError, UnicodeEncodeError, AttributeError)
+
+
+def _read_headers(headers: Mapping[str, str]) -> tuple[str, str, str, str, bytes]:
+    """The four protocol headers under their exact lowercase names (or from a case-insensitive
+    mapping), and the engine's view of the last three: ASCII, back to back. Anything unusual
+    raises one of _UNUSUAL_HEADERS."""
+    timestamp = headers["x-timestamp"]
+    nonce = headers["x-nonce"]
+    signature = headers["x-signature"]
+    joined = (timestamp + nonce + signature).encode("ascii")
+    return headers["x-agentid"], timestamp, nonce, signature, joined
+
+
+def _opened(agent_id: str, timestamp: str, nonce: str, plaintext: bytes) -> OpenedRequest:
+    """The result of a request whose plaintext decrypted: a JSON object, or RequestFormatError."""
+    try:  # the common case without _parse_payload's layers
+        payload, end = _json_scan(plaintext.decode("utf-8"), 0)
+        if end == len(plaintext) and type(payload) is dict:
+            return _tuple_new(OpenedRequest, (agent_id, int(timestamp), nonce, payload))  # type: ignore[no-any-return]
+    except (StopIteration, ValueError, RecursionError):
+        pass  # _parse_payload gives the verdict
+    return OpenedRequest(agent_id, int(timestamp), nonce, _parse_payload(plaintext))
 
 
 def open_request(
@@ -424,39 +456,29 @@ def open_request(
 ) -> OpenedRequest:
     """Verify, replay-check, decrypt and parse one request, or raise a RequestError subclass
     (SignatureError/ReplayError 83, DecryptionError 84, RequestFormatError 11)."""
-    got: _Received | None
-    try:  # the common shape first: exact lowercase names (or a case-insensitive mapping)
-        agent_id = headers["x-agentid"]
-        timestamp = headers["x-timestamp"]
-        nonce = headers["x-nonce"]
-        signature = headers["x-signature"]
-        joined = (timestamp + nonce + signature).encode("ascii")
-    except (KeyError, TypeError, UnicodeEncodeError, AttributeError):
+    try:
+        agent_id, timestamp, nonce, signature, joined = _read_headers(headers)
+    except _UNUSUAL_HEADERS:
         got = _receive(keys, headers, body, max_body)
-        agent_id, timestamp, nonce, joined = got.agent_id, got.timestamp, got.nonce, got.joined
     else:
-        got = None
-    if got is not None:
-        credentials = got.credentials
-    elif type(keys) is Credentials and keys.agent_id == agent_id:
-        credentials = keys
-    else:
-        credentials = _credentials_for(keys, agent_id)
-    if type(body) is not bytes or len(body) > max_body:
-        body = _as_body(body, max_body)
-    status, plaintext = credentials._engine.open(
-        credentials._code, credentials._agent, joined, len(timestamp), len(nonce), body
-    )
-    if status == OPEN_OK and guard is None and plaintext is not None:
-        try:  # _parse_payload, inlined for the common case
-            payload, end = _json_scan(plaintext.decode("utf-8"), 0)
-            if end == len(plaintext) and type(payload) is dict:
-                return _tuple_new(OpenedRequest, (agent_id, int(timestamp), nonce, payload))  # type: ignore[no-any-return]
-        except (StopIteration, ValueError, RecursionError):
-            pass  # _parse_payload below gives the verdict
-        return OpenedRequest(agent_id, int(timestamp), nonce, _parse_payload(plaintext))
-    if got is None:
+        if type(keys) is Credentials and keys.agent_id == agent_id:
+            credentials = keys
+        else:
+            credentials = _credentials_for(keys, agent_id)
+        if type(body) is not bytes or len(body) > max_body:
+            body = _as_body(body, max_body)
+        status, plaintext = credentials._engine.open(
+            credentials._code, credentials._agent, joined, len(timestamp), len(nonce), body
+        )
+        if status == OPEN_OK and guard is None and plaintext is not None:
+            return _opened(agent_id, timestamp, nonce, plaintext)
         got = _Received(credentials, agent_id, timestamp, nonce, signature, body, joined)
+        return _finish(got, status, plaintext, guard, now_ms)
+    credentials = got.credentials
+    status, plaintext = credentials._engine.open(
+        credentials._code, credentials._agent, got.joined, len(got.timestamp), len(got.nonce),
+        got.body,
+    )  # fmt: skip
     return _finish(got, status, plaintext, guard, now_ms)
 
 
@@ -478,22 +500,14 @@ def open_many(
         results.append(None)
         try:
             headers, body = request
-            try:  # the common shape first, as in open_request
-                agent_id = headers["x-agentid"]
-                timestamp = headers["x-timestamp"]
-                nonce = headers["x-nonce"]
-                signature = headers["x-signature"]
-                joined = (timestamp + nonce + signature).encode("ascii")
-            except (KeyError, TypeError, UnicodeEncodeError, AttributeError):
+            try:
+                agent_id, timestamp, nonce, signature, joined = _read_headers(headers)
+            except _UNUSUAL_HEADERS:
                 got = _receive(keys, headers, body, max_body)
-                creds = got.credentials
+                creds, body, joined = got.credentials, got.body, got.joined
                 agent_id, timestamp, nonce, signature = (
-                    got.agent_id,
-                    got.timestamp,
-                    got.nonce,
-                    got.signature,
-                )
-                body, joined = got.body, got.joined
+                    got.agent_id, got.timestamp, got.nonce, got.signature,
+                )  # fmt: skip
             else:
                 if single is not None and single.agent_id == agent_id:
                     creds = single
@@ -518,15 +532,11 @@ def open_many(
             slots, verdicts, items, strict=True
         ):
             if status == OPEN_OK and guard is None and plaintext is not None:
-                try:  # _parse_payload, inlined for the common case
-                    payload, end = _json_scan(plaintext.decode("utf-8"), 0)
-                    if end == len(plaintext) and type(payload) is dict:
-                        results[index] = _tuple_new(
-                            OpenedRequest, (agent_id, int(timestamp), nonce, payload)
-                        )
-                        continue
-                except (StopIteration, ValueError, RecursionError):
-                    pass  # _finish below gives the verdict
+                try:
+                    results[index] = _opened(agent_id, timestamp, nonce, plaintext)
+                except VPSealError as exc:
+                    results[index] = exc
+                continue
             got = _Received(creds, agent_id, timestamp, nonce, signature, item[4], item[1])
             try:
                 results[index] = _finish(got, status, plaintext, guard, now_ms)
