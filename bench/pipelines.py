@@ -33,45 +33,20 @@ class CryptographyPipeline:
 
     def __init__(self, agent_id: str, key: bytes) -> None:
         self.agent_id = agent_id
+        self.key = key
         self.aead = AESGCM(key)
 
-    def seal(self, payload: dict[str, Any]) -> tuple[dict[str, str], bytes]:
-        plaintext = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-        iv = os.urandom(12)
+    def encrypt(self, iv: bytes, plaintext: bytes) -> tuple[bytes, bytes]:
         sealed = self.aead.encrypt(iv, plaintext, None)
-        wire = (
-            base64.b64encode(iv) + base64.b64encode(sealed[-16:]) + base64.b64encode(sealed[:-16])
-        ).decode()
-        body = json.dumps({"cipherText": wire}, separators=(",", ":")).encode()
-        timestamp = str(int(time.time() * 1000))
-        return _headers(self.agent_id, timestamp, secrets.token_hex(16), body), body
+        return sealed[:-16], sealed[-16:]
 
-    def open(self, headers: dict[str, str], body: bytes) -> dict[str, Any]:
-        expected = hashlib.sha256(
-            (headers["x-agentid"] + headers["x-timestamp"] + headers["x-nonce"]).encode() + body
-        ).hexdigest()
-        if not hmac.compare_digest(expected, headers["x-signature"]):
-            raise ValueError("bad signature")
-        wire = json.loads(body)["cipherText"]
-        iv = base64.b64decode(wire[:16], validate=True)
-        tag = base64.b64decode(wire[16:40], validate=True)
-        ciphertext = base64.b64decode(wire[40:], validate=True)
-        plaintext = self.aead.decrypt(iv, ciphertext + tag, None)
-        result: dict[str, Any] = json.loads(plaintext, parse_float=Decimal)
-        return result
-
-
-class PycryptodomePipeline(CryptographyPipeline):
-    """The same pipeline with pycryptodome's AES.new(..., MODE_GCM) per message."""
-
-    def __init__(self, agent_id: str, key: bytes) -> None:
-        self.agent_id = agent_id
-        self.key = key
+    def decrypt(self, iv: bytes, ciphertext: bytes, tag: bytes) -> bytes:
+        return self.aead.decrypt(iv, ciphertext + tag, None)
 
     def seal(self, payload: dict[str, Any]) -> tuple[dict[str, str], bytes]:
         plaintext = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
         iv = os.urandom(12)
-        ciphertext, tag = AES.new(self.key, AES.MODE_GCM, nonce=iv).encrypt_and_digest(plaintext)
+        ciphertext, tag = self.encrypt(iv, plaintext)
         wire = (
             base64.b64encode(iv) + base64.b64encode(tag) + base64.b64encode(ciphertext)
         ).decode()
@@ -89,6 +64,15 @@ class PycryptodomePipeline(CryptographyPipeline):
         iv = base64.b64decode(wire[:16], validate=True)
         tag = base64.b64decode(wire[16:40], validate=True)
         ciphertext = base64.b64decode(wire[40:], validate=True)
-        plaintext = AES.new(self.key, AES.MODE_GCM, nonce=iv).decrypt_and_verify(ciphertext, tag)
-        result: dict[str, Any] = json.loads(plaintext, parse_float=Decimal)
+        result: dict[str, Any] = json.loads(self.decrypt(iv, ciphertext, tag), parse_float=Decimal)
         return result
+
+
+class PycryptodomePipeline(CryptographyPipeline):
+    """The same pipeline with pycryptodome's AES.new(..., MODE_GCM) per message."""
+
+    def encrypt(self, iv: bytes, plaintext: bytes) -> tuple[bytes, bytes]:
+        return AES.new(self.key, AES.MODE_GCM, nonce=iv).encrypt_and_digest(plaintext)  # type: ignore[no-any-return]
+
+    def decrypt(self, iv: bytes, ciphertext: bytes, tag: bytes) -> bytes:
+        return AES.new(self.key, AES.MODE_GCM, nonce=iv).decrypt_and_verify(ciphertext, tag)  # type: ignore[no-any-return]
