@@ -6,7 +6,7 @@ process's CPU time is the client's alone. Each round cashes out members seeded j
 (pytest-benchmark's setup, not timed). The sealing share wraps the ``seal_request`` the client
 calls and compares its time with the client process's CPU time and with the wall time.
 
-    .venv/bin/python -m pytest bench/bench_client.py -s       # VPSEAL_BENCH_SHORT=1: few rounds
+    .venv/bin/python -m pytest bench/test_client_speed.py -s  # VPSEAL_BENCH_SHORT=1: few rounds
 """
 
 from __future__ import annotations

@@ -156,3 +156,26 @@ def test_bad_sandbox_options_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sandbox", "--port", "0", "--fault", "explode"]) == 2
     assert main(["sandbox", "--port", "0", "--member", "nobalance"]) == 2
     assert "NAME=BALANCE" in capsys.readouterr().err
+
+
+def test_interrupted_cashout_names_its_trans_id(
+    env_for: Sandbox, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while a request may be on its way: the (generated) transId is still reported,
+    so the cash-out can be repeated or checked instead of being lost."""
+    from vpseal.client import Client
+
+    sent: list[str] = []
+
+    def interrupted(self: Client, username: str, trans_id: str | None = None) -> None:
+        assert trans_id is not None  # chosen by the command, before anything is sent
+        sent.append(trans_id)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Client, "cashout", interrupted)
+    assert main(["cashout", "erin"]) == 3
+    err = capsys.readouterr().err
+    assert len(sent) == 1 and f"--trans-id {sent[0]}" in err and "OutcomeUnknown" in err
+    assert main(["cashout", "erin", "--trans-id", "MINE", "--json"]) == 3
+    doc = _json(capsys.readouterr().out)
+    assert (doc["ok"], doc["error"], doc["transId"]) == (False, "OutcomeUnknown", "MINE")

@@ -168,3 +168,20 @@ async def test_connection_refused_is_a_transport_error() -> None:
     ) as c:
         with pytest.raises(vpseal.TransportError):
             await c.cashout("x")
+
+
+async def test_repeat_after_an_unknown_outcome_settles_it_on_a_code_3_server(
+    make_sandbox: MakeSandbox,
+) -> None:
+    """OutcomeUnknown says: repeat the cash-out with its transId. On a server that answers a
+    repeat with code 3, that repeat must report the cash-out (from the query), not an error."""
+    sandbox = make_sandbox(repeat="code-3", members={"n": "6.25"})
+    both = ("/v2/members/cashout", "/v2/members/check/transactions")
+    sandbox.set_faults([FaultRule("drop", paths=both)])
+    async with _client(sandbox, max_retries=1) as c:
+        with pytest.raises(vpseal.OutcomeUnknown) as info:
+            await c.cashout("n")
+        sandbox.clear_faults()
+        again = await c.cashout("n", info.value.trans_id)
+    assert (again.amount, again.balance, again.settled_by_query) == (Decimal("6.25"), 0, True)
+    assert sandbox.totals()["cashouts"] == 1 and sandbox.balance("n") == 0

@@ -19,6 +19,7 @@ import vpseal
 from vpseal.sandbox import FaultRule, Sandbox
 
 MakeSandbox = Callable[..., Sandbox]
+QUERY = "/v2/members/check/transactions"
 FAST: dict[str, Any] = {"timeout": 2.0, "max_retries": 3, "backoff_base": 0.01, "backoff_max": 0.05}
 
 pytest_plugins = ["_sandbox_helpers"]
@@ -106,13 +107,35 @@ def test_trans_id_of_another_member_is_code_3(sandbox: Sandbox, client: vpseal.C
     assert sandbox.balance("hank") == Decimal(1)
 
 
-def test_repeat_policy_code_3_raises_on_a_first_attempt(make_sandbox: MakeSandbox) -> None:
+def test_code_3_on_a_first_attempt_is_settled_by_the_query(make_sandbox: MakeSandbox) -> None:
+    """A server that answers a repeated transId with code 3: repeating a cash-out (as
+    OutcomeUnknown advises) still reports it, from the query, and takes nothing more."""
     sandbox = make_sandbox(repeat="code-3", members={"ivy": 5})
     with vpseal.Client(**sandbox.client_kwargs(), **FAST) as client:
-        client.cashout("ivy", "R-1")
+        first = client.cashout("ivy", "R-1")
+        sandbox.set_member("ivy", 3)  # a deposit after the cash-out
+        again = client.cashout("ivy", "R-1")
+    assert (again.trans_id, again.amount, again.balance) == ("R-1", Decimal(5), Decimal(0))
+    assert again.settled_by_query and not first.settled_by_query
+    assert sandbox.balance("ivy") == Decimal(3) and sandbox.totals()["cashouts"] == 1
+    stats = sandbox.stats()
+    assert (stats["requests /v2/members/cashout"], stats["requests " + QUERY]) == (2, 1)
+
+
+def test_code_3_for_a_trans_id_that_is_not_this_members_withdrawal_raises(
+    make_sandbox: MakeSandbox,
+) -> None:
+    sandbox = make_sandbox(repeat="code-3", members={"jo": 2, "kay": 2})
+    with vpseal.Client(**sandbox.client_kwargs(), **FAST) as client:
+        client.cashout("jo", "JO-1")
         with pytest.raises(vpseal.TransactionExists):
-            client.cashout("ivy", "R-1")  # no earlier attempt of *this* call was uncertain
-    assert sandbox.totals()["cashouts"] == 1
+            client.cashout("kay", "JO-1")  # jo's transaction: the query for kay finds none
+        [adjust] = [t.trans_id for t in sandbox.transactions("kay") if t.kind == "adjust"]
+        with pytest.raises(vpseal.TransactionExists):
+            client.cashout("kay", adjust)  # a deposit holds this transId
+    assert sandbox.balance("kay") == Decimal(2) and sandbox.totals()["cashouts"] == 1
+    stats = sandbox.stats()  # one cash-out and one query each: never re-sent
+    assert (stats["requests /v2/members/cashout"], stats["requests " + QUERY]) == (3, 2)
 
 
 def test_unknown_transaction_is_code_4(sandbox: Sandbox, client: vpseal.Client) -> None:
@@ -453,3 +476,105 @@ def test_token_cache_renews_a_tenth_ahead_and_tracks_generations() -> None:
     assert cache.get(stale=1) == ("t2", 2)  # another caller already renewed
     now[0] += 0.2
     assert cache.get() is None and "t2" not in repr(cache)
+
+
+def test_no_secret_token_or_plaintext_in_any_log_line_or_error(
+    make_sandbox: MakeSandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every logger at DEBUG (httpx, httpcore, the sandbox included), with tracebacks, through
+    retries, a token renewal after 83, settling by query, OutcomeUnknown and API errors."""
+    sandbox = make_sandbox(repeat="code-3")
+    tokens: list[str] = []
+    issue = sandbox.app.tokens.issue
+
+    def recording_issue(agent_id: str) -> str:
+        tokens.append(issue(agent_id))
+        return tokens[-1]
+
+    sandbox.app.tokens.issue = recording_issue  # type: ignore[method-assign]
+    for name in ("plain-user-a", "plain-user-b", "plain-user-c"):
+        sandbox.set_member(name, "12.5")
+    sandbox.set_member("plain-user-z", 0)
+    caplog.set_level(logging.DEBUG)  # the root logger: everything
+    errors: list[BaseException] = []
+    with vpseal.Client(**sandbox.client_kwargs(), **FAST) as c:
+        sandbox.add_fault(FaultRule("drop", phase="after", count=1))
+        assert c.cashout("plain-user-a", "plain-tid-a").settled_by_query  # drop, 3, query
+        sandbox.revoke_tokens()
+        c.cashout("plain-user-b", "plain-tid-b")  # 83, renewal
+        sandbox.set_faults([FaultRule("drop", paths=("/v2/members/cashout", QUERY))])
+        with pytest.raises(vpseal.OutcomeUnknown) as unknown:
+            c.cashout("plain-user-c", "plain-tid-c")
+        errors.append(unknown.value)
+        sandbox.clear_faults()
+        with pytest.raises(vpseal.BalanceNotEnough) as poor:
+            c.cashout("plain-user-z", "plain-tid-z")
+        errors.append(poor.value)
+        with pytest.raises(vpseal.TransactionNotFound) as missing:
+            c.check_transaction("plain-user-a", "plain-tid-none")
+        errors.append(missing.value)
+        client_text = repr(c) + str(c) + repr(c._settings) + repr(c._tokens)
+    bad = {**sandbox.client_kwargs(), "secret": "plain-wrong-secret"}
+    with vpseal.Client(**bad, **FAST) as c, pytest.raises(vpseal.AuthenticationFailed) as refused:
+        c.authenticate()
+    errors.append(refused.value)
+    assert len(tokens) == 2 and sandbox.stats()["code 83"] >= 1  # first, renewed after 83
+    logs = caplog.text + "\n".join(
+        logging.Formatter().format(r) for r in caplog.records
+    )  # messages, arguments and tracebacks
+    assert "/v2/members/cashout" in logs and "attempt=2" in logs
+    error_text = "".join(repr(e) + str(e) + repr(e.__cause__) for e in errors)
+    secrets = [
+        sandbox.config.api_key, sandbox.config.api_key.upper(), sandbox.config.secret,
+        "plain-wrong-secret", *tokens,
+    ]  # fmt: skip
+    for secret in secrets:
+        assert secret not in logs and secret not in error_text and secret not in client_text
+    for plaintext in ("plain-user", "plain-tid", "cipherText", '"secret"', "agentId"):
+        assert plaintext not in logs
+
+
+def test_token_that_cannot_be_a_header_value_is_refused_without_being_quoted() -> None:
+    """A token h11 would reject ("Illegal header value b'Bearer …'") never reaches httpx."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = {"code": 0, "message": "No error.", "logUUID": "u",
+                "data": {"accessToken": "TOKEN\x00PART", "expiresIn": 60}}  # fmt: skip
+        return httpx.Response(200, json=body)
+
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    with vpseal.Client(
+        "http://vp.test", agent_id="a", api_key="00" * 32, secret="s", http_client=http
+    ) as c, pytest.raises(vpseal.ResponseFormatError) as info:  # fmt: skip
+        c.authenticate()
+    assert "TOKEN" not in str(info.value)
+
+    from vpseal._client_core import classify_exception
+
+    leak = httpx.LocalProtocolError("Illegal header value b'Bearer TOKEN\\x00PART'")
+    outcome = classify_exception(leak)
+    assert "TOKEN" not in str(outcome.error) and not outcome.maybe_processed
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://a:b:c", "http://"])
+def test_invalid_base_url_is_a_config_error(url: str) -> None:
+    with pytest.raises(vpseal.ConfigError, match="VPSEAL_BASE_URL"):
+        vpseal.Client(url, agent_id="a", api_key="00" * 32, secret="s")
+
+
+def test_timeout_none_means_no_timeout_and_unset_keeps_a_given_clients_own() -> None:
+    seen: list[dict[str, float | None]] = []
+    token = {"accessToken": "t", "expiresIn": 60}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.extensions["timeout"])
+        return httpx.Response(
+            200, json={"code": 0, "message": "No error.", "logUUID": "u", "data": token}
+        )
+
+    kwargs: dict[str, Any] = {"agent_id": "a", "api_key": "00" * 32, "secret": "s"}
+    for options in ({"timeout": None}, {"timeout": 3.0}, {}):
+        http = httpx.Client(transport=httpx.MockTransport(handler), timeout=7.0)
+        with vpseal.Client("http://vp.test", **kwargs, **options, http_client=http) as c:
+            c.authenticate()
+    assert [t["read"] for t in seen] == [None, 3.0, 7.0]

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 import vpseal
-from vpseal._client_core import CashoutFlow, RetryPolicy
+from vpseal._client_core import CashoutFlow, RetryPolicy, Send
 from vpseal.sandbox import FaultRule, Sandbox
 
 pytest_plugins = ["_sandbox_helpers"]
@@ -109,14 +109,45 @@ def test_code_20_is_retried(sandbox: Sandbox) -> None:
         assert c.cashout("g").attempts == 3
 
 
-def test_code_20_to_the_end_raises_wallet_locked_without_querying(sandbox: Sandbox) -> None:
+def test_code_20_to_the_end_raises_wallet_locked_once_the_query_finds_nothing(
+    sandbox: Sandbox,
+) -> None:
     sandbox.set_member("h", 1)
     sandbox.add_fault(FaultRule("code", code=20))
     with _client(sandbox) as c, pytest.raises(vpseal.WalletLocked):
         c.cashout("h")
     stats = sandbox.stats()
-    assert stats["requests " + CASHOUT] == 4 and "requests " + QUERY not in stats
+    assert (stats["requests " + CASHOUT], stats["requests " + QUERY]) == (4, 1)
     assert sandbox.balance("h") == Decimal(1)
+
+
+def test_code_20_to_the_end_while_a_twin_submission_applies_the_trans_id(
+    sandbox: Sandbox,
+) -> None:
+    """Another submission of the same transId (another process, a repeat after a crash) holds
+    the wallet and commits while this call only ever hears code 20: "locked" would be a false
+    failure; the query shows the cash-out, which is this transId's result."""
+    sandbox.set_member("hh", "3.5")
+    sandbox.add_fault(FaultRule("code", code=20))
+    with _client(sandbox) as c:
+        c.authenticate()
+        sandbox.ledger.cashout(sandbox.config.agent_id, "hh", "TWIN")  # the twin's commit
+        result = c.cashout("hh", "TWIN")
+    assert (result.amount, result.settled_by_query, result.attempts) == (Decimal("3.5"), True, 4)
+    assert _cashouts(sandbox) == ["TWIN"]
+
+
+def test_flow_code_20_to_the_end_then_a_deposit_under_that_id_is_wallet_locked() -> None:
+    from vpseal._client_core import Answer, Envelope, Raise
+
+    flow = CashoutFlow("u", "T", RetryPolicy(max_retries=0, backoff_base=0))
+    flow.start()
+    step = flow.on_outcome(Answer(Envelope(20, "locked", None, "l", 200)))
+    assert isinstance(step, Send) and step.path == QUERY
+    data = {"agent": "a", "transId": "T", "transactionTime": "2026-01-01T00:00:00.000Z",
+            "amount": Decimal(5), "username": "u"}  # fmt: skip
+    step = flow.on_outcome(Answer(Envelope(0, "ok", data, "l2", 200)))
+    assert isinstance(step, Raise) and isinstance(step.error, vpseal.WalletLocked)
 
 
 def test_5xx_to_the_end_is_an_unknown_outcome_not_a_failure(sandbox: Sandbox) -> None:
@@ -411,3 +442,71 @@ def test_concurrent_sync_cashouts_under_faults(make_sandbox: MakeSandbox) -> Non
     kinds = _judge(sandbox, balances, calls, outcomes, exactly_once=False)
     assert kinds["CashoutResult"] >= len(calls) // 3, kinds
     assert kinds["settled_by_query"] > 0, kinds  # code 3 after a lost answer: the query decides
+
+
+# ---------------------------------------------------------------------- token expiry mid-retry
+
+
+def _scripted(script: list[Callable[[httpx.Request], httpx.Response]]) -> tuple[
+    vpseal.Client, list[str]
+]:
+    """A client whose requests get the scripted answers in order (and fail the test past it)."""
+    paths: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        paths.append(request.url.path)
+        assert script, f"unexpected extra request {request.url.path}"
+        return script.pop(0)(request)
+
+    http = httpx.Client(transport=httpx.MockTransport(handler))
+    client = vpseal.Client(
+        "http://vp.test", agent_id="a", api_key="00" * 32, secret="s", http_client=http,
+        max_retries=2, backoff_base=0.0,
+    )  # fmt: skip
+    return client, paths
+
+
+def _answer(data: dict[str, Any] | None = None, code: int = 0) -> Any:
+    return lambda request: _ok(data, code)
+
+
+def _timeout(request: httpx.Request) -> httpx.Response:
+    raise httpx.ReadTimeout("timed out", request=request)
+
+
+WITHDRAWAL = {"agent": "a", "transId": "E-1", "transactionTime": "2026-02-03T06:18:06.963Z",
+              "amount": Decimal("-7.25"), "username": "u"}  # fmt: skip
+
+
+def test_token_refused_after_an_uncertain_attempt_is_renewed_and_settled() -> None:
+    client, paths = _scripted([
+        _answer(TOKEN), _timeout,  # the first cash-out may have been applied
+        _answer(code=83), _answer(TOKEN),  # token expired meanwhile: renewed once
+        _answer(code=3), _answer({**WITHDRAWAL, "amount": -7.25}),  # exists: the query decides
+    ])  # fmt: skip
+    with client:
+        result = client.cashout("u", "E-1")
+    assert (result.amount, result.settled_by_query) == (Decimal("7.25"), True)
+    assert paths == ["/v2/auth", CASHOUT, CASHOUT, "/v2/auth", CASHOUT, QUERY]
+
+
+def test_token_renewal_failing_after_an_uncertain_attempt_is_unknown() -> None:
+    client, _ = _scripted([
+        _answer(TOKEN), _timeout, _answer(code=83),
+        _answer(code=10),  # the renewal is refused
+    ])  # fmt: skip
+    with client, pytest.raises(vpseal.OutcomeUnknown) as info:
+        client.cashout("u", "E-1")
+    assert info.value.trans_id == "E-1"
+    assert isinstance(info.value.__cause__, vpseal.AgentNotFound)
+
+
+def test_second_83_after_an_uncertain_attempt_settles_and_a_refused_query_is_unknown() -> None:
+    client, paths = _scripted([
+        _answer(TOKEN), _timeout, _answer(code=83), _answer(TOKEN),
+        _answer(code=83),  # refused again: not renewed twice, but never "failed" either
+        _answer(code=83),  # and the query is refused too
+    ])  # fmt: skip
+    with client, pytest.raises(vpseal.OutcomeUnknown):
+        client.cashout("u", "E-1")
+    assert paths[-1] == QUERY and paths.count("/v2/auth") == 2

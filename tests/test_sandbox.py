@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable
@@ -260,6 +261,40 @@ def test_a_failure_inside_a_cashout_leaves_nothing_half_applied(
     assert ledger.member("a", "m") == (5_000_000, False)
     assert ledger.find("a", "T") is None and ledger.totals()["conserved"] is True
     assert ledger.cashout("a", "m", "T").code == 0
+    ledger.close()
+
+
+class _FailingCommit:
+    """A connection whose next COMMIT fails (a full disk, an I/O error), all else passed on."""
+
+    def __init__(self, conn: sqlite3.Connection, switch: list[bool]) -> None:
+        self._conn, self._switch = conn, switch
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if sql == "COMMIT" and self._switch and self._switch.pop():
+            raise sqlite3.OperationalError("disk I/O error")
+        return self._conn.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+def test_a_failed_commit_is_rolled_back_and_the_connection_reusable(tmp_path: Path) -> None:
+    switch: list[bool] = []
+
+    class Flaky(Ledger):
+        def _new_connection(self) -> sqlite3.Connection:
+            return _FailingCommit(super()._new_connection(), switch)  # type: ignore[return-value]
+
+    ledger = Flaky(tmp_path / "l.sqlite3", pool_size=1)
+    ledger.set_member("a", "m", 5_000_000)
+    switch.append(True)
+    with pytest.raises(sqlite3.OperationalError):
+        ledger.cashout("a", "m", "T")
+    # the pooled connection is not stuck inside the failed transaction
+    assert ledger.member("a", "m") == (5_000_000, False) and ledger.find("a", "T") is None
+    assert ledger.cashout("a", "m", "T").code == 0 and ledger.member("a", "m") == (0, False)
+    assert ledger.totals()["conserved"] is True
     ledger.close()
 
 

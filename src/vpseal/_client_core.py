@@ -8,8 +8,8 @@ settling an uncertain attempt through the transaction query, and raising.
 
 Cash-out safety rests on one rule: the transId is the idempotency key, so re-sending it is
 always safe, and a result is only reported when an answer proves it (code 0 to the cash-out,
-or the query showing this transId as a withdrawal). Anything else after an attempt that may
-have reached the server ends in OutcomeUnknown, never in a guess.
+or the query showing this transId as a withdrawal of this member). Anything else after an
+attempt that may have reached the server ends in OutcomeUnknown, never in a guess.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from vpseal.api_errors import (
     ResponseFormatError,
     TransactionExists,
     TransportError,
+    WalletLocked,
     from_response,
 )
 from vpseal.envelope import Credentials, seal_request
@@ -172,6 +173,12 @@ def resolve_settings(
     url = _pick(base_url, ENV_BASE_URL, env).strip().rstrip("/")
     if not url.startswith(("http://", "https://")):
         raise ConfigError(f"{ENV_BASE_URL} must start with http:// or https://")
+    try:
+        host = httpx.URL(url).host
+    except httpx.InvalidURL:
+        host = ""
+    if not host:
+        raise ConfigError(f"{ENV_BASE_URL} is not a valid URL")
     agent = _pick(agent_id, ENV_AGENT_ID, env).strip()
     key = _pick(api_key, ENV_API_KEY, env)
     secret_value = _pick(secret, ENV_SECRET, env)
@@ -184,6 +191,11 @@ def resolve_settings(
     else:
         raise ConfigError("timeout must be a number of seconds > 0 or an httpx.Timeout")
     return Settings(url, credentials, secret_value, resolved, retry)
+
+
+def request_timeout(settings: Settings) -> httpx.Timeout | httpx._client.UseClientDefault:
+    """The timeout for each request: the configured one, else the http client's own."""
+    return httpx.USE_CLIENT_DEFAULT if settings.timeout is None else settings.timeout
 
 
 def new_trans_id() -> str:
@@ -303,13 +315,15 @@ def classify_response(status: int, content: bytes) -> Outcome:
 
 
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
-_FATAL = (httpx.UnsupportedProtocol, httpx.LocalProtocolError, httpx.InvalidURL)
+_FATAL = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
 
 
 def classify_exception(exc: Exception) -> NoAnswer:
     """An httpx failure as an outcome: connect-phase failures never reached the server; a
-    timeout or drop after sending may have been applied."""
-    error = TransportError(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+    timeout or drop after sending may have been applied. A LocalProtocolError's text may quote
+    one of our own header values (the bearer token), so only its type is kept."""
+    text = "" if isinstance(exc, httpx.LocalProtocolError) else str(exc)
+    error = TransportError(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
     if isinstance(exc, _NOT_SENT):
         return NoAnswer(error, False, True)
     if isinstance(exc, _FATAL):
@@ -356,7 +370,7 @@ def parse_time(text: str) -> datetime:
 def parse_token(envelope: Envelope) -> Token:
     data = _data(envelope)
     value = _text(data, "accessToken")
-    if not value or not value.isascii() or any(c in value for c in " \r\n"):
+    if not value or not (value.isascii() and value.isprintable()) or " " in value:
         raise ResponseFormatError("response data.accessToken is not a usable token")
     expires = data.get("expiresIn")
     if isinstance(expires, bool) or not isinstance(expires, (int, Decimal)) or expires < 0:
@@ -526,8 +540,16 @@ class CashoutFlow:
     Retryable failures (no answer, HTTP 5xx, codes 20 and 35) are re-sent with backoff; any
     attempt that may have reached the server makes the flow *uncertain*. A final error code
     while uncertain, or running out of retries while uncertain, moves to phase "settle": the
-    transaction query decides. Found as a withdrawal: success. Not found: a ledger verdict
-    (2, 8, 19) is raised as it is; otherwise re-send if retries remain, else OutcomeUnknown.
+    transaction query decides. Found as a withdrawal of this member: success. Not found: a
+    ledger verdict (2, 8, 19) is raised as it is; otherwise re-send if retries remain, else
+    OutcomeUnknown.
+
+    Code 3 (transId already used) always goes to the query, even on a first attempt: the
+    transId may hold this very cash-out, sent by an earlier call that ended in OutcomeUnknown
+    or a crash, which the caller repeats (servers that answer a repeat with code 3 instead of
+    the same result). The query shows whose it is; anything but a withdrawal of this member
+    under this transId raises TransactionExists. Code 20 to the end is checked the same way
+    before WalletLocked is raised: another submission of the same transId may hold the lock.
     """
 
     def __init__(self, username: str, trans_id: str, policy: RetryPolicy) -> None:
@@ -542,7 +564,6 @@ class CashoutFlow:
         self.queries = 0
         self.uncertain = False
         self.renewed = False
-        self.last_error: VPSealError | None = None
         self.pending: VPSealError | None = None  # the answer the query must confirm
 
     # -- steps
@@ -566,11 +587,13 @@ class CashoutFlow:
         return self._query(reason=f"settling through the transaction query after: {error}")
 
     def _retry(self, error: VPSealError) -> Step[CashoutResult]:
-        self.last_error = error
         if self.retries < self.policy.max_retries:
             self.retries += 1
             return self._cashout(self.policy.delay(self.retries), reason=str(error))
-        if self.uncertain:
+        if self.uncertain or isinstance(error, WalletLocked):
+            # Locked to the end: none of our attempts was applied, but the lock may be held by
+            # another submission of this same transId (a second process, a repeat after a
+            # crash) that applies it; "locked" would then be a false failure. The query knows.
             return self._settle(error)
         return Raise(error)  # no attempt can have been applied: the error is the truth
 
@@ -609,6 +632,8 @@ class CashoutFlow:
         if env.code == CODE_AUTH and not self.renewed:
             self.renewed = True  # the request was refused before it was applied
             return self._cashout(renew=True, reason="token refused (83): renewing it once")
+        if env.code == CODE_EXISTS:  # whose transaction holds this transId? the query knows
+            return self._settle(error)
         if env.code == CODE_LOCKED:
             return self._retry(error)
         if env.code == CODE_PENDING:
@@ -622,6 +647,7 @@ class CashoutFlow:
 
     def _on_query(self, outcome: Outcome) -> Step[CashoutResult]:
         pending = self.pending
+        assert pending is not None  # _settle sets it before the first query
         if isinstance(outcome, NoAnswer):
             if outcome.retryable and self.query_retries < self.policy.max_retries:
                 self.query_retries += 1
@@ -636,7 +662,7 @@ class CashoutFlow:
             if tx.trans_id != self.trans_id or tx.username != self.username:
                 return self._unknown("the query answered about another transaction")
             if tx.amount >= 0:  # this transId is not a withdrawal: not ours to report
-                if isinstance(pending, TransactionExists):
+                if not self.uncertain or isinstance(pending, TransactionExists):
                     return Raise(pending)
                 return self._unknown("the transId belongs to a deposit, not a cash-out")
             return Done(
@@ -650,6 +676,8 @@ class CashoutFlow:
                 )
             )
         if env.code in (CODE_NOT_FOUND, CODE_MEMBER_NOT_FOUND):
+            if not self.uncertain:
+                return Raise(pending)  # no attempt of ours can have been applied: it stands
             if isinstance(pending, APIError) and pending.code in LEDGER_VERDICTS:
                 return Raise(pending)
             if self.retries < self.policy.max_retries:

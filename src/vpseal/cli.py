@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, TextIO
 
+from vpseal._client_core import new_trans_id
 from vpseal.api_errors import (
     APIError,
     BalanceNotEnough,
@@ -90,11 +91,16 @@ def _fail(exc: VPSealError, as_json: bool, err: TextIO) -> int:
 
 
 def _cmd_cashout(args: argparse.Namespace) -> int:
+    # The transId is chosen here, not in the client, so that an interrupted run can still name
+    # it: a request may already have reached the server.
+    trans_id = args.trans_id if args.trans_id is not None else new_trans_id()
     try:
         with Client() as client:
-            result = client.cashout(args.username, args.trans_id)
+            result = client.cashout(args.username, trans_id)
     except VPSealError as exc:
         return _fail(exc, args.json, sys.stderr)
+    except KeyboardInterrupt:
+        return _fail(OutcomeUnknown(trans_id, "interrupted"), args.json, sys.stderr)
     if args.json:
         print(_dumps(_result_dict(result)))
     else:
@@ -151,8 +157,14 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
 
     try:
         config = _sandbox_config(args)
-        sandbox = Sandbox(config).bind()
+        sandbox = Sandbox(config)
     except (ValueError, OSError) as exc:
+        print(f"vpseal sandbox: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        sandbox.bind()
+    except OSError as exc:  # e.g. the port is taken: remove the temporary ledger too
+        sandbox.close()
         print(f"vpseal sandbox: {exc}", file=sys.stderr)
         return EXIT_USAGE
     demo = config.api_key == DEMO_API_KEY and config.secret == DEMO_SECRET

@@ -67,6 +67,8 @@ class _Base:
     ) -> None:
         if timeout is _UNSET:
             timeout = DEFAULT_TIMEOUT if own_http else None  # a given client keeps its own
+        elif timeout is None:
+            timeout = httpx.Timeout(None)  # as in httpx: explicitly no timeout
         policy = RetryPolicy(max_retries, backoff_base, backoff_max)
         self._settings = core.resolve_settings(
             base_url, agent_id, api_key, secret, scheme, timeout, policy
@@ -102,7 +104,11 @@ class _Base:
 
 
 class Client(_Base):
-    """Synchronous client. Thread-safe: share one across threads (one token for all)."""
+    """Synchronous client. Thread-safe: share one across threads (one token for all).
+
+    ``timeout``: seconds or an ``httpx.Timeout`` for each request (default 10 s, or the given
+    ``http_client``'s own); ``None``: no timeout, as in httpx.
+    """
 
     def __init__(
         self,
@@ -172,7 +178,7 @@ class Client(_Base):
         try:
             response = self._http.post(
                 prepared.url, content=prepared.body, headers=prepared.headers,
-                timeout=self._settings.timeout or self._http.timeout,
+                timeout=core.request_timeout(self._settings),
             )  # fmt: skip
         except httpx.HTTPError as exc:
             outcome: Outcome = core.classify_exception(exc)
@@ -272,7 +278,7 @@ class AsyncClient(_Base):
         try:
             response = await self._http.post(
                 prepared.url, content=prepared.body, headers=prepared.headers,
-                timeout=self._settings.timeout or self._http.timeout,
+                timeout=core.request_timeout(self._settings),
             )  # fmt: skip
         except httpx.HTTPError as exc:
             outcome: Outcome = core.classify_exception(exc)

@@ -404,7 +404,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes | None:
         length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit() or int(length) > MAX_BODY:
+        if length is None or not (length.isascii() and length.isdigit()) or int(length) > MAX_BODY:
             self.close_connection = True
             self._write(411 if length is None else 413, envelope(11))
             return None
