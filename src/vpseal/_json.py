@@ -47,12 +47,22 @@ else:  # pragma: no cover - interpreters without the C accelerator
 _LEAVES = frozenset({str, int, float, bool, type(None), Decimal})
 
 
+def _flat_with_str_keys(value: Mapping[Any, Any]) -> bool:
+    """True for the common payload: str keys and leaf values only (one cheap pass)."""
+    for key, item in value.items():
+        if type(key) is not str or type(item) not in _LEAVES:
+            return False
+    return True
+
+
 def _require_str_keys(value: Mapping[Any, Any]) -> None:
     """TypeError for a non-str key anywhere: json would quietly turn 1 or True into "1" or
     "true", and {1: x, "1": y} into an object with a duplicate key."""
-    "".join(value)  # C-speed: TypeError unless every key is a str
-    if _LEAVES.issuperset(map(type, value.values())):
-        return  # the common flat payload, checked at C speed
+    if _flat_with_str_keys(value):
+        return
+    for key in value:
+        if not isinstance(key, str):
+            raise TypeError(f"keys must be str, not {type(key).__name__}")
     for item in value.values():
         if isinstance(item, Mapping):
             _require_str_keys(item)

@@ -181,13 +181,7 @@ def seal_request(
     they default to now and to fresh CSPRNG bytes (an IV must never repeat under a key)."""
     if type(credentials) is not Credentials:
         raise TypeError("credentials must be vpseal.Credentials")
-    if type(payload) is dict:  # the hot path: skip payload_bytes' layers, keep its errors
-        try:
-            plaintext = _json.dumps(payload)
-        except (TypeError, ValueError, RecursionError):
-            plaintext = payload_bytes(payload)
-    else:
-        plaintext = _plaintext(payload)
+    plaintext = _plaintext(payload)
     if timestamp_ms is None and nonce is None and iv is None:
         body, timestamp, nonce_text, signature = credentials._engine.seal(
             credentials._code, credentials._agent, plaintext
@@ -255,8 +249,16 @@ def seal_many(
 
 
 def _plaintext(payload: Mapping[str, Any] | bytes) -> bytes:
-    """payload_bytes with the common case (bytes already JSON) first."""
-    return payload if type(payload) is bytes and payload else payload_bytes(payload)
+    """payload_bytes with the common cases first (the hot path of every seal); payload_bytes
+    still decides, and explains, everything unusual."""
+    if type(payload) is dict:
+        try:
+            return _json.dumps(payload)
+        except (TypeError, ValueError, RecursionError):
+            pass
+    elif type(payload) is bytes and payload:
+        return payload
+    return payload_bytes(payload)
 
 
 # ---------------------------------------------------------------- opening
