@@ -159,16 +159,6 @@ def payload_bytes(payload: Mapping[str, Any] | bytes) -> bytes:
         raise PayloadError(f"payload cannot be sent as JSON: {exc}") from None
 
 
-def _headers(agent_id: str, timestamp: str, nonce: str, signature: str) -> dict[str, str]:
-    return {
-        "Content-Type": CONTENT_TYPE,
-        "x-agentid": agent_id,
-        "x-timestamp": timestamp,
-        "x-nonce": nonce,
-        "x-signature": signature,
-    }
-
-
 def seal_request(
     credentials: Credentials,
     payload: Mapping[str, Any] | bytes,
@@ -190,11 +180,17 @@ def seal_request(
         body, timestamp, nonce_text, signature = credentials._engine.seal(
             credentials._code, credentials._agent, plaintext, *_fixed(timestamp_ms, nonce, iv)
         )
+    return _sealed(credentials.agent_id, timestamp, nonce_text, signature, body)
+
+
+def _sealed(
+    agent_id: str, timestamp: str, nonce: str, signature: str, body: bytes
+) -> SealedRequest:
     headers = {
         "Content-Type": CONTENT_TYPE,
-        "x-agentid": credentials.agent_id,
+        "x-agentid": agent_id,
         "x-timestamp": timestamp,
-        "x-nonce": nonce_text,
+        "x-nonce": nonce,
         "x-signature": signature,
     }
     return _tuple_new(SealedRequest, (headers, body))  # type: ignore[no-any-return]
@@ -231,19 +227,7 @@ def seal_many(
     agent = credentials.agent_id
     sealed = credentials._engine.seal_many(credentials._code, credentials._agent, plaintexts)
     return [
-        _tuple_new(
-            SealedRequest,
-            (
-                {
-                    "Content-Type": CONTENT_TYPE,
-                    "x-agentid": agent,
-                    "x-timestamp": timestamp,
-                    "x-nonce": nonce,
-                    "x-signature": signature,
-                },
-                body,
-            ),
-        )
+        _sealed(agent, timestamp, nonce, signature, body)
         for body, timestamp, nonce, signature in sealed
     ]
 
