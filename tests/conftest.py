@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from _envelope_helpers import BACKENDS, SCHEMES, require_backend
 from hypothesis import HealthCheck, settings
 
 # -- Hypothesis ----------------------------------------------------------------------------
@@ -271,3 +272,16 @@ def nist_encrypt_data() -> tuple[list[RspRecord], list[AeadCase]]:
 def nist_decrypt_data() -> tuple[list[RspRecord], list[AeadCase]]:
     """(every record of gcmDecrypt256.rsp, the selected IVlen=96 Taglen=128 cases)."""
     return load_rsp(NIST_DECRYPT_FILE)
+
+
+# --- envelope fixtures: every backend this machine has, and both signature schemes ---
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(require_backend(request.param))
+
+
+@pytest.fixture(params=SCHEMES)
+def scheme(request: pytest.FixtureRequest) -> str:
+    return str(request.param)

@@ -9,7 +9,6 @@ import pytest
 from _envelope_helpers import (
     AGENT,
     AVAILABLE_BACKENDS,
-    BACKENDS,
     OTHER_AGENT,
     OTHER_KEY_HEX,
     PREFIX,
@@ -22,7 +21,6 @@ from _envelope_helpers import (
     now_ms,
     payloads,
     ref_signature,
-    require_backend,
     resign,
     wire_of,
 )
@@ -30,16 +28,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import vpseal
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return require_backend(request.param)
-
-
-@pytest.fixture(params=SCHEMES)
-def scheme(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 @settings(max_examples=60)

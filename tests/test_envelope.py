@@ -53,16 +53,6 @@ backends = st.sampled_from((*AVAILABLE_BACKENDS, None))
 schemes = st.sampled_from(SCHEMES)
 
 
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return require_backend(request.param)
-
-
-@pytest.fixture(params=SCHEMES)
-def scheme(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 @pytest.fixture(scope="module", autouse=True)
 def _fallback_always_loads() -> None:
     """Loading the fallback never skips: pycryptodome is a hard dependency."""

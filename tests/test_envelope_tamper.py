@@ -16,7 +16,6 @@ from _envelope_helpers import (
     AGENT,
     AVAILABLE_BACKENDS,
     B64_ALPHABET,
-    BACKENDS,
     KEY_HEX,
     OK,
     OTHER_AGENT,
@@ -31,7 +30,6 @@ from _envelope_helpers import (
     expected_for_body,
     fresh_nonce,
     outcome,
-    require_backend,
     resign,
     wire_of,
 )
@@ -46,16 +44,6 @@ SECRETS = [KEY_HEX, OTHER_KEY_HEX, SECRET_VALUE]
 F11 = (vpseal.RequestFormatError, 11)
 S83 = (vpseal.SignatureError, 83)
 D84 = (vpseal.DecryptionError, 84)
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return require_backend(request.param)
-
-
-@pytest.fixture(params=SCHEMES)
-def scheme(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 def _open(keys: Any, headers: Any, body: Any, **kw: Any) -> Any:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _envelope_helpers import BACKENDS, SCHEMES, creds, iv_of, require_backend
+from _envelope_helpers import SCHEMES, creds, iv_of
 
 import vpseal
 
@@ -27,11 +27,6 @@ BATCH = 100
 pytestmark = pytest.mark.skipif(
     not hasattr(os, "fork") or sys.platform == "win32", reason="needs os.fork"
 )
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return require_backend(request.param)
 
 
 def _record(sealed: vpseal.SealedRequest) -> bytes:

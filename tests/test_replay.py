@@ -17,11 +17,9 @@ from typing import Any
 import pytest
 from _envelope_helpers import (
     AGENT,
-    BACKENDS,
     KEY_HEX,
     OTHER_AGENT,
     PREFIX,
-    SCHEMES,
     SUFFIX,
     assert_error,
     creds,
@@ -30,7 +28,6 @@ from _envelope_helpers import (
     outcome,
     redis_client,
     redis_url,
-    require_backend,
     resign,
     wire_of,
 )
@@ -40,16 +37,6 @@ import vpseal
 PAYLOAD = {"username": "player001", "transId": "CASHOUT-20250129-001"}
 NOW = 1_769_746_894_501
 WINDOW = 300_000
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return require_backend(request.param)
-
-
-@pytest.fixture(params=SCHEMES)
-def scheme(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 def _open(keys: Any, sealed: Any, **kw: Any) -> Any:
