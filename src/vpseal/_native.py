@@ -173,20 +173,19 @@ class KeyEngine:
         lens = [len(p) for p in plaintexts]
         ends = list(accumulate(map(_body_len, lens)))
         total = ends[-1]
-        bodies = bytearray(total)
+        bodies = bytes(total)  # >= 58 bytes: a fresh object, never a shared one
         metas = bytes(_META * n)
         rc = _seal_many(
             self._key, scheme, agent_id, len(agent_id), n, b"".join(plaintexts), lens,
-            _from_buffer(bodies), total, metas,
+            bodies, total, metas,
         )  # fmt: skip
         if rc != _OK:
             _check(rc)
         text = metas.decode("ascii")
         timestamp = text[96:_META].rstrip()
-        view = memoryview(bodies)
         starts = [0, *ends[:-1]]
         return [
-            (bytes(view[start:end]), timestamp, text[m : m + 32], text[m + 32 : m + 96])
+            (bodies[start:end], timestamp, text[m : m + 32], text[m + 32 : m + 96])
             for start, end, m in zip(starts, ends, range(0, _META * n, _META), strict=True)
         ]
 
