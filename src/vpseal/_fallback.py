@@ -229,14 +229,19 @@ class KeyEngine:
             iv, plaintext, aad = aead_args(iv, plaintext, aad, "plaintext")
         else:
             aad = b""
-        n = len(plaintext)
-        if n > _LONG or len(aad) > _LONG:
+        if len(plaintext) > _LONG or len(aad) > _LONG:
             ct, tag = self._encrypt_long(iv, plaintext, aad)
-            return ct + tag
-        ks = self._ecb(iv.join(_CTRS[: ((n + 15) >> 4) + 2]))
-        ct = (_from_bytes(plaintext, "big") ^ _from_bytes(ks[16 : 16 + n], "big")).to_bytes(
-            n, "big"
-        )
+        else:
+            ct, tag = self._encrypt_short(iv, plaintext, aad)
+        return ct + tag
+
+    def _keystream(self, iv: bytes, n: int) -> _Bytes:
+        """E(J0) || E(J0+1) || ...: the tag mask, then the CTR keystream for n bytes."""
+        return self._ecb(iv.join(_CTRS[: ((n + 15) >> 4) + 2]))
+
+    def _tag(self, ks: _Bytes, aad: bytes, ct: bytes) -> bytes:
+        """GHASH over the zero-padded aad and ct and their bit lengths, masked with E(J0)."""
+        n = len(ct)
         if aad:
             la = len(aad)
             s = self._ghash(
@@ -244,7 +249,16 @@ class KeyEngine:
             )
         else:
             s = self._ghash(ct + _ZEROS[: -n & 15] + _LENGTHS(0, n << 3))
-        return ct + (_from_bytes(s, "big") ^ _from_bytes(ks[:16], "big")).to_bytes(16, "big")
+        return (_from_bytes(s, "big") ^ _from_bytes(ks[:16], "big")).to_bytes(16, "big")
+
+    def _encrypt_short(self, iv: bytes, plaintext: bytes, aad: bytes) -> tuple[bytes, bytes]:
+        """(ciphertext, tag) with two C calls: one ECB pass and one GHASH."""
+        n = len(plaintext)
+        ks = self._keystream(iv, n)
+        ct = (_from_bytes(plaintext, "big") ^ _from_bytes(ks[16 : 16 + n], "big")).to_bytes(
+            n, "big"
+        )
+        return ct, self._tag(ks, aad, ct)
 
     def decrypt(self, iv: bytes, data: bytes, aad: bytes | None = None) -> bytes:
         """Plaintext of ciphertext || tag; InvalidTag on any authentication failure."""
@@ -263,15 +277,8 @@ class KeyEngine:
         n = len(ct)
         if n > _LONG or len(aad) > _LONG:
             return self._decrypt_long(iv, ct, tag, aad)
-        ks = self._ecb(iv.join(_CTRS[: ((n + 15) >> 4) + 2]))
-        if aad:
-            la = len(aad)
-            s = self._ghash(
-                aad + _ZEROS[: -la & 15] + ct + _ZEROS[: -n & 15] + _LENGTHS(la << 3, n << 3)
-            )
-        else:
-            s = self._ghash(ct + _ZEROS[: -n & 15] + _LENGTHS(0, n << 3))
-        expected = (_from_bytes(s, "big") ^ _from_bytes(ks[:16], "big")).to_bytes(16, "big")
+        ks = self._keystream(iv, n)
+        expected = self._tag(ks, aad, ct)
         if not compare_digest(expected, tag):
             return None
         return (_from_bytes(ct, "big") ^ _from_bytes(ks[16 : 16 + n], "big")).to_bytes(n, "big")
@@ -359,13 +366,7 @@ class KeyEngine:
         if n > _LONG:
             ct, tag = self._encrypt_long(iv, plaintext, b"")
         else:
-            # encrypt() inlined for the common small request, without AAD.
-            ks = self._ecb(iv.join(_CTRS[: ((n + 15) >> 4) + 2]))
-            ct = (_from_bytes(plaintext, "big") ^ _from_bytes(ks[16 : 16 + n], "big")).to_bytes(
-                n, "big"
-            )
-            s = self._ghash(ct + _ZEROS[: -n & 15] + _LENGTHS(0, n << 3))
-            tag = (_from_bytes(s, "big") ^ _from_bytes(ks[:16], "big")).to_bytes(16, "big")
+            ct, tag = self._encrypt_short(iv, plaintext, b"")
         wire = _b64(iv) + _b64(tag) + _b64(ct)
         body = BODY_PREFIX + wire + BODY_SUFFIX
         if scheme == SCHEME_PIPE:
