@@ -497,3 +497,19 @@ def test_redis_processes_race_each_nonce_once(redis_prefix: Any, backend: str) -
     for out in outputs:
         assert out["other"] == []
         assert sorted(out["accepted"] + out["replayed"]) == list(range(n))
+
+
+def test_unreachable_redis_store_refuses_with_a_vpseal_error(backend: str) -> None:
+    """A store that cannot be consulted fails closed: NonceStoreError (code 7), no secret."""
+    redis = pytest.importorskip("redis")
+    client = redis.Redis.from_url(
+        "redis://:hunter2-password@127.0.0.1:1/0", socket_connect_timeout=0.5
+    )
+    guard = vpseal.ReplayGuard(store=vpseal.RedisNonceStore(client))
+    c = creds(backend)
+    sealed = vpseal.seal_request(c, {"username": "player001", "transId": "T-1"})
+    with pytest.raises(vpseal.NonceStoreError) as info:
+        vpseal.open_request(c, sealed.headers, sealed.body, guard=guard)
+    assert info.value.api_code == 7
+    assert isinstance(info.value, vpseal.VPSealError)
+    assert "hunter2" not in str(info.value) and "hunter2" not in repr(info.value)

@@ -56,6 +56,13 @@ class ReplayError(RequestError):
     api_code = 83
 
 
+class NonceStoreError(RequestError):
+    """The replay guard's store (e.g. Redis) could not be consulted, so the request was refused
+    rather than risk a replay (API code 7, internal error; the cause is chained)."""
+
+    api_code = 7
+
+
 class DecryptionError(RequestError):
     """The cipherText cannot be decoded or decrypted with the agent's key (API code 84)."""
 

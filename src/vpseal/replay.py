@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from vpseal.errors import ReplayError
+from vpseal.errors import NonceStoreError, ReplayError
 
 DEFAULT_WINDOW_MS = 300_000
 
@@ -107,7 +107,11 @@ class RedisNonceStore:
 
     def add(self, keys: Sequence[str], ttl_ms: int) -> bool:
         names = [self._prefix + key for key in keys]
-        return bool(self._script(keys=names, args=[max(1, int(ttl_ms))]))
+        try:
+            return bool(self._script(keys=names, args=[max(1, int(ttl_ms))]))
+        except Exception as exc:  # any failure to consult the store must refuse, not accept
+            # the type only: a connection error's text may carry the server URL and password
+            raise NonceStoreError(f"replay store unavailable ({type(exc).__name__})") from exc
 
 
 class ReplayGuard:
