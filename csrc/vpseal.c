@@ -753,13 +753,12 @@ int vp_open(vp_key *k, int scheme, const char *agent, size_t agent_len,
     return rc;
 }
 
-int vp_open_many(vp_key *k, int scheme, size_t n, const char *fields, size_t fields_len,
-                 const size_t *field_lens, unsigned char *pts_out, size_t pts_cap,
-                 size_t *pt_lens, int *statuses)
+int vp_open_many(vp_key *const *keys, const int *schemes, size_t n, const char *fields,
+                 size_t fields_len, const size_t *field_lens, unsigned char *pts_out,
+                 size_t pts_cap, size_t *pt_lens, int *statuses)
 {
-    if (k == NULL || (scheme != VP_SCHEME_TRANSFER && scheme != VP_SCHEME_PIPE) ||
-        (n != 0 && (fields == NULL || field_lens == NULL || pt_lens == NULL ||
-                    statuses == NULL)) ||
+    if ((n != 0 && (keys == NULL || schemes == NULL || fields == NULL || field_lens == NULL ||
+                    pt_lens == NULL || statuses == NULL)) ||
         (pts_out == NULL && pts_cap != 0) || n > SIZE_MAX / 5)
         return VP_ERR_ARG;
     size_t total = 0;
@@ -770,21 +769,31 @@ int vp_open_many(vp_key *k, int scheme, size_t n, const char *fields, size_t fie
     }
     if (total != fields_len)
         return VP_ERR_ARG;
-    worker *w = worker_take(k);
-    if (w == NULL)
-        return VP_ERR_OPENSSL;
+    for (size_t i = 0; i < n; i++)
+        if (keys[i] == NULL || (schemes[i] != VP_SCHEME_TRANSFER && schemes[i] != VP_SCHEME_PIPE))
+            return VP_ERR_ARG;
+    vp_key *held = NULL; /* consecutive requests of one key share a worker */
+    worker *w = NULL;
     size_t out_off = 0;
     for (size_t i = 0; i < n; i++) {
+        if (keys[i] != held) {
+            if (w != NULL)
+                worker_give_back(held, w);
+            held = keys[i];
+            if ((w = worker_take(held)) == NULL)
+                return VP_ERR_OPENSSL;
+        }
         const size_t *fl = field_lens + 5 * i;
         const char *agent = fields, *ts = agent + fl[0], *nonce = ts + fl[1];
         const char *sig = nonce + fl[2], *body = sig + fl[3];
         fields = body + fl[4];
         /* Each plaintext gets the room of its body, which always suffices. */
         size_t room = fl[4] <= pts_cap - out_off ? fl[4] : pts_cap - out_off;
-        statuses[i] = open_one(w, scheme, agent, fl[0], ts, fl[1], nonce, fl[2], sig, fl[3],
+        statuses[i] = open_one(w, schemes[i], agent, fl[0], ts, fl[1], nonce, fl[2], sig, fl[3],
                                body, fl[4], pts_out + out_off, room, &pt_lens[i]);
         out_off += room;
     }
-    worker_give_back(k, w);
+    if (w != NULL)
+        worker_give_back(held, w);
     return VP_OK;
 }

@@ -68,11 +68,12 @@ int vp_open(vp_key *k, int scheme, const char *agent, size_t agent_len,
             const char *headers, size_t ts_len, size_t nonce_len, size_t sig_len,
             const char *body, size_t body_len, unsigned char *pt_out, size_t pt_len);
 
-/* fields = for each request: agent, timestamp, nonce, signature, body (5 field_lens each);
+/* n requests, each with its own key and scheme (a gateway's batch mixes agents); one call.
+ * fields = for each request: agent, timestamp, nonce, signature, body (5 field_lens each);
  * plaintext i is written at the offset of body i's running total (a body always has room). */
-int vp_open_many(vp_key *k, int scheme, size_t n, const char *fields, size_t fields_len,
-                 const size_t *field_lens, unsigned char *pts_out, size_t pts_cap,
-                 size_t *pt_lens, int *statuses);
+int vp_open_many(vp_key *const *keys, const int *schemes, size_t n, const char *fields,
+                 size_t fields_len, const size_t *field_lens, unsigned char *pts_out,
+                 size_t pts_cap, size_t *pt_lens, int *statuses);
 /* --- cdef end --- */
 
 #endif

@@ -296,3 +296,27 @@ def test_large_batch(backend: str, scheme: str) -> None:
     items = [{"i": i, "blob": "x" * (i % 7000)} for i in range(600)]
     opened = vpseal.open_many(c, vpseal.seal_many(c, items))
     assert [o.payload for o in opened] == items  # type: ignore[union-attr]
+
+
+def test_keyring_batch_of_many_agents_is_one_engine_call(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A gateway's batch mixes agents: still one crossing into the engine for all of them."""
+    ring = vpseal.Keyring(
+        vpseal.Credentials(f"agent{i}", bytes([i]) * 32, scheme, backend=backend)
+        for i, scheme in enumerate(("transfer", "pipe", "transfer"), start=1)
+    )
+    requests = [vpseal.seal_request(ring[f"agent{1 + i % 3}"], {"n": i}) for i in range(12)]
+    engine_class = type(ring["agent1"]._engine)
+    calls: list[int] = []
+    original = engine_class.open_batch
+
+    def counting(items: Any) -> Any:
+        calls.append(len(items))
+        return original(items)
+
+    monkeypatch.setattr(engine_class, "open_batch", staticmethod(counting))
+    opened = vpseal.open_many(ring, requests)
+    assert calls == [12]
+    assert [o.payload for o in opened] == [{"n": i} for i in range(12)]  # type: ignore[union-attr]
+    assert [o.agent_id for o in opened] == [f"agent{1 + i % 3}" for i in range(12)]  # type: ignore[union-attr]

@@ -38,7 +38,8 @@ int main(){
       memcpy(fields+off,m+32,64); fl[5*i+3]=64; off+=64;
       memcpy(fields+off,i<3?bp:bodies,bl); fl[5*i+4]=bl; off+=bl; if(i<3) bp+=bl; }
     unsigned char pts[4096]; size_t pls[4]; int sts[4];
-    if(vp_open_many(k,0,4,fields,off,fl,pts,sizeof pts,pls,sts)) return 8;
+    vp_key *ks4[4]={k,k,k,k}; int sc4[4]={0,0,0,0};
+    if(vp_open_many(ks4,sc4,4,fields,off,fl,pts,sizeof pts,pls,sts)) return 8;
     if(sts[0]||sts[1]||sts[2]||sts[3]==0) {printf("%d %d %d %d\n",sts[0],sts[1],sts[2],sts[3]); return 9;} }
   { char b2[400]; char m2[VP_META_LEN]; unsigned char ivf[12]={9};
     if(vp_seal_fixed(k,1,"agent",5,"1769746894501",13,"56ffd5ecd8a3a4457863a0bd7c298fb2",32,ivf,12,pt,57,b2,vp_body_len(57),m2)) return 10;

@@ -60,10 +60,12 @@ class KeyEngine(Protocol):
         x-nonce and x-signature values back to back (ASCII); ts_len and nonce_len split it.
         Signature hex is compared case-insensitively; one not 64 long is OPEN_BAD_SIGNATURE."""
 
-    def open_many(
-        self, scheme: int, items: Sequence[tuple[bytes, bytes, int, int, bytes]]
+    @staticmethod
+    def open_batch(
+        items: Sequence[tuple[KeyEngine, int, bytes, bytes, int, int, bytes]],
     ) -> list[tuple[int, bytes | None]]:
-        """open() for each (agent_id, headers, ts_len, nonce_len, body), in one pass."""
+        """open() for each (engine, scheme, agent_id, headers, ts_len, nonce_len, body), all
+        engines of this class, in one pass (one crossing into C for the native engine)."""
 
 
 class Engine(Protocol):

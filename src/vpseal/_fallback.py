@@ -481,9 +481,9 @@ class KeyEngine:
             return OPEN_BAD_TAG, None
         return OPEN_OK, plaintext
 
-    def open_many(
-        self, scheme: int, items: Sequence[tuple[bytes, bytes, int, int, bytes]]
+    @staticmethod
+    def open_batch(
+        items: Sequence[tuple[KeyEngine, int, bytes, bytes, int, int, bytes]],
     ) -> list[tuple[int, bytes | None]]:
-        """open() for each (agent_id, headers, ts_len, nonce_len, body), in one pass."""
-        open_one = self.open
-        return [open_one(scheme, a, h, t, n, b) for a, h, t, n, b in items]
+        """open() for each (engine, scheme, agent_id, headers, ts_len, nonce_len, body)."""
+        return [engine.open(s, a, h, t, n, b) for engine, s, a, h, t, n, b in items]

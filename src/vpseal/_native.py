@@ -219,42 +219,39 @@ class KeyEngine:
             _check(rc)
         return rc, None
 
-    def open_many(
-        self, scheme: int, items: Sequence[tuple[bytes, bytes, int, int, bytes]]
+    @staticmethod
+    def open_batch(
+        items: Sequence[tuple[KeyEngine, int, bytes, bytes, int, int, bytes]],
     ) -> list[tuple[int, bytes | None]]:
+        """open() for each (engine, scheme, agent_id, headers, ts_len, nonce_len, body) in one
+        C call, whatever mix of keys the batch holds."""
         n = len(items)
         if n == 0:
             return []
-        parts: list[bytes] = []
-        field_lens: list[int] = []
-        for agent, headers, ts_len, nonce_len, body in items:
-            parts += (agent, headers, body)
-            field_lens += (
-                len(agent),
-                ts_len,
-                nonce_len,
-                len(headers) - ts_len - nonce_len,
-                len(body),
-            )
-        fields = b"".join(parts)
-        cap = sum(field_lens[4::5])
-        out = bytearray(cap)
+        fields = b"".join([part for _, _, a, h, _, _, b in items for part in (a, h, b)])
+        field_lens = [
+            length
+            for _, _, a, h, t, m, b in items
+            for length in (len(a), t, m, len(h) - t - m, len(b))
+        ]
+        keys = ffi.new("vp_key *[]", [item[0]._key for item in items])
+        # each plaintext is written into the room of its body; >= 2 bytes keeps the object fresh
+        out = bytes(max(2, sum(field_lens[4::5])))
         pt_lens = ffi.new("size_t[]", n)
         statuses = ffi.new("int[]", n)
         _check(
             lib.vp_open_many(
-                self._key, scheme, n, fields, len(fields), field_lens, _from_buffer(out), cap,
-                pt_lens, statuses,
+                keys, [item[1] for item in items], n, fields, len(fields), field_lens,
+                out, len(out), pt_lens, statuses,
             )
         )  # fmt: skip
-        got = bytes(out)  # one copy; slicing bytes below is cheaper than memoryview slices
         results: list[tuple[int, bytes | None]] = []
         start = 0
         for rc, length, room in zip(
             ffi.unpack(statuses, n), ffi.unpack(pt_lens, n), field_lens[4::5], strict=True
         ):
             if rc == OPEN_OK:
-                results.append((rc, got[start : start + length]))
+                results.append((rc, out[start : start + length]))
             else:
                 if rc < 0:
                     _check(rc)

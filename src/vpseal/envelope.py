@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 from vpseal import _json
-from vpseal._backend import select
+from vpseal._backend import KeyEngine, select
 from vpseal._protocol import (
     BODY_PREFIX,
     OPEN_BAD_NONCE,
@@ -476,11 +476,12 @@ def open_many(
     now_ms: int | None = None,
     max_body: int = MAX_BODY_BYTES,
 ) -> list[OpenedRequest | VPSealError]:
-    """open_request for many requests, one engine call per agent (the GIL is released while it
-    runs); each slot holds the opened request or the error that request alone raised."""
+    """open_request for many requests in one engine call, whatever agents they come from (the
+    GIL is released while it runs); each slot holds the opened request or the error that
+    request alone raised."""
     results: list[Any] = []
-    # per agent: credentials, the engine's items, and each item's result slot and pieces
-    groups: dict[int, tuple[Credentials, list[Any], list[Any]]] = {}
+    # per engine class (one unless credentials mix backends): the batch, and each item's slot
+    groups: dict[type[KeyEngine], tuple[list[Any], list[Any]]] = {}
     single = keys if type(keys) is Credentials else None
     for index, request in enumerate(requests):
         results.append(None)
@@ -507,14 +508,17 @@ def open_many(
         except (TypeError, ValueError):
             results[index] = RequestFormatError("request must be (headers, body) or SealedRequest")
             continue
-        group = groups.get(id(creds))
+        engine = creds._engine
+        group = groups.get(type(engine))
         if group is None:
-            group = groups[id(creds)] = (creds, [], [])
-        group[1].append((creds._agent, joined, len(timestamp), len(nonce), body))
-        group[2].append((index, agent_id, timestamp, nonce, signature))
-    for creds, items, slots in groups.values():
-        verdicts = creds._engine.open_many(creds._code, items)
-        for (index, agent_id, timestamp, nonce, signature), (status, plaintext), item in zip(
+            group = groups[type(engine)] = ([], [])
+        group[0].append(
+            (engine, creds._code, creds._agent, joined, len(timestamp), len(nonce), body)
+        )
+        group[1].append((index, creds, agent_id, timestamp, nonce, signature))
+    for engine_class, (items, slots) in groups.items():
+        verdicts = engine_class.open_batch(items)
+        for (index, creds, agent_id, timestamp, nonce, signature), (status, plaintext), item in zip(
             slots, verdicts, items, strict=True
         ):
             if status == OPEN_OK and guard is None and plaintext is not None:
@@ -523,7 +527,7 @@ def open_many(
                 except VPSealError as exc:
                     results[index] = exc
                 continue
-            got = _Received(creds, agent_id, timestamp, nonce, signature, item[4], item[1])
+            got = _Received(creds, agent_id, timestamp, nonce, signature, item[6], item[3])
             try:
                 results[index] = _finish(got, status, plaintext, guard, now_ms)
             except VPSealError as exc:
