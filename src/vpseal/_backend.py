@@ -4,8 +4,9 @@
 interchangeable modules: the same names, the same statuses, the same bytes for the same inputs.
 Everything above this module is backend-free.
 
-Every argument here has already been validated by the public layer (key 32 bytes, IV 12 bytes,
-nonce 32 hex characters, scheme one of the constants); engines still never crash on bad input.
+The public layer validates what it can (key 32 bytes, scheme one of the constants, payload
+JSON); engines check the rest themselves (IV and header formats, every length) and never crash
+on bad input: they answer with a status or raise ValueError/InvalidTag.
 """
 
 from __future__ import annotations

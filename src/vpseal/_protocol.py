@@ -3,7 +3,7 @@
 SCHEME_TRANSFER = 0  # sha256(agentId + timestamp + nonce + body)
 SCHEME_PIPE = 1  # sha256(agentId "|" timestamp "|" nonce "|" wireString)
 
-# Statuses of KeyEngine.open / open_many, checked in this order.
+# Statuses of KeyEngine.open / open_batch, checked in this order.
 OPEN_OK = 0
 OPEN_BAD_TIMESTAMP = 5  # x-timestamp is not 1-16 decimal digits
 OPEN_BAD_NONCE = 6  # x-nonce is not 32 lowercase hex characters
