@@ -20,6 +20,27 @@ FAST = {"timeout": 2.0, "max_retries": 3, "backoff_base": 0.01, "backoff_max": 0
 MakeSandbox = Callable[..., Sandbox]
 
 
+def _http_options() -> list[Any]:
+    options: list[Any] = ["httpx"]
+    try:
+        import pyreqwest  # noqa: F401
+    except ImportError as exc:
+        reason = f"pyreqwest cannot be imported here ({exc})"
+        options.append(pytest.param("pyreqwest", marks=pytest.mark.skip(reason=reason)))
+    else:
+        options.append("pyreqwest")
+    return options
+
+
+@pytest.fixture(autouse=True, params=_http_options())
+def http_option(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test of a module that loads these helpers runs once per HTTP option: clients
+    that name none use it, so no behaviour exists on one option and not another."""
+    option: str = request.param
+    monkeypatch.setattr(vpseal.client, "default_http", option)
+    return option
+
+
 @pytest.fixture
 def fast() -> dict[str, Any]:
     """Client options for tests (see FAST)."""

@@ -549,7 +549,7 @@ def test_token_that_cannot_be_a_header_value_is_refused_without_being_quoted() -
         c.authenticate()
     assert "TOKEN" not in str(info.value)
 
-    from vpseal._client_core import classify_exception
+    from vpseal._http_httpx import classify_exception
 
     leak = httpx.LocalProtocolError("Illegal header value b'Bearer TOKEN\\x00PART'")
     outcome = classify_exception(leak)

@@ -24,9 +24,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any, Generic, Protocol, TypeVar, Union
-
-import httpx
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar, Union
+from urllib.parse import urlsplit
 
 from vpseal.api_errors import (
     APIError,
@@ -40,6 +39,7 @@ from vpseal.api_errors import (
 from vpseal.envelope import Credentials, seal_request
 from vpseal.errors import ConfigError, VPSealError
 from vpseal.signing import Scheme
+from vpseal.tokens import StoredToken, TokenStore
 
 logger = logging.getLogger("vpseal.client")
 
@@ -145,7 +145,6 @@ class Settings:
     base_url: str
     credentials: Credentials
     secret: str = field(repr=False)
-    timeout: httpx.Timeout | None
     retry: RetryPolicy
 
 
@@ -163,7 +162,6 @@ def resolve_settings(
     api_key: str | None,
     secret: str | None,
     scheme: Scheme,
-    timeout: float | httpx.Timeout | None,
     retry: RetryPolicy,
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
@@ -174,28 +172,30 @@ def resolve_settings(
     if not url.startswith(("http://", "https://")):
         raise ConfigError(f"{ENV_BASE_URL} must start with http:// or https://")
     try:
-        host = httpx.URL(url).host
-    except httpx.InvalidURL:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
         host = ""
-    if not host:
+    if not host or any(c.isspace() for c in url) or parts.query or parts.fragment:
         raise ConfigError(f"{ENV_BASE_URL} is not a valid URL")
     agent = _pick(agent_id, ENV_AGENT_ID, env).strip()
     key = _pick(api_key, ENV_API_KEY, env)
     secret_value = _pick(secret, ENV_SECRET, env)
     credentials = Credentials(agent, key, scheme)
-    resolved: httpx.Timeout | None
-    if timeout is None or isinstance(timeout, httpx.Timeout):
-        resolved = timeout
-    elif isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0:
-        resolved = httpx.Timeout(float(timeout))
-    else:
-        raise ConfigError("timeout must be a number of seconds > 0 or an httpx.Timeout")
-    return Settings(url, credentials, secret_value, resolved, retry)
+    return Settings(url, credentials, secret_value, retry)
 
 
-def request_timeout(settings: Settings) -> httpx.Timeout | httpx._client.UseClientDefault:
-    """The timeout for each request: the configured one, else the http client's own."""
-    return httpx.USE_CLIENT_DEFAULT if settings.timeout is None else settings.timeout
+def resolve_timeout(timeout: object) -> float | None:
+    """Seconds for each request (None: none), or ConfigError. HTTP options take this; the
+    httpx option also takes an ``httpx.Timeout`` before it gets here."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0:
+        if timeout != timeout or timeout == float("inf"):
+            raise ConfigError("timeout must be a finite number of seconds")
+        return float(timeout)
+    raise ConfigError("timeout must be a number of seconds > 0, or None for no timeout")
 
 
 def new_trans_id() -> str:
@@ -206,25 +206,26 @@ def new_trans_id() -> str:
 # ------------------------------------------------------------------------------ requests
 
 
-@dataclass(frozen=True)
-class Prepared:
+class Prepared(NamedTuple):
     """One attempt, ready to send: fresh timestamp, nonce, IV and signature."""
 
     url: str
-    headers: dict[str, str] = field(repr=False)
-    body: bytes = field(repr=False)
+    headers: dict[str, str]
+    body: bytes
+
+    def __repr__(self) -> str:  # headers carry the bearer token
+        return f"Prepared(url={self.url!r}, body={len(self.body)} B)"
 
 
 def prepare(
     settings: Settings, path: str, payload: Mapping[str, Any], token: str | None
 ) -> Prepared:
     """Seal the payload for one attempt and add the bearer token (none for /v2/auth)."""
-    sealed = seal_request(settings.credentials, payload)
-    headers = dict(sealed.headers)
-    headers["User-Agent"] = USER_AGENT
+    headers, body = seal_request(settings.credentials, payload)
+    headers["User-Agent"] = USER_AGENT  # a fresh dict per seal: ours to extend
     if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    return Prepared(settings.base_url + path, headers, sealed.body)
+        headers["Authorization"] = "Bearer " + token
+    return Prepared(settings.base_url + path, headers, body)
 
 
 def auth_payload(settings: Settings) -> dict[str, str]:
@@ -242,8 +243,7 @@ def member_payload(username: str, trans_id: str) -> dict[str, str]:
 # ------------------------------------------------------------------------------ responses
 
 
-@dataclass(frozen=True)
-class Envelope:
+class Envelope(NamedTuple):
     """The documented response: code, message, optional data, logUUID."""
 
     code: int
@@ -253,15 +253,13 @@ class Envelope:
     http_status: int
 
 
-@dataclass(frozen=True)
-class Answer:
+class Answer(NamedTuple):
     """The server answered with an envelope."""
 
     envelope: Envelope
 
 
-@dataclass(frozen=True)
-class NoAnswer:
+class NoAnswer(NamedTuple):
     """No usable answer. ``maybe_processed``: the request may have reached the server and been
     applied; ``retryable``: sending again may help."""
 
@@ -273,31 +271,45 @@ class NoAnswer:
 Outcome = Union[Answer, NoAnswer]  # noqa: UP007 - a runtime alias on Python 3.10
 
 
+def not_sent(error: VPSealError, retryable: bool = True) -> NoAnswer:
+    """A failure before the request left (connect, pool): it cannot have been applied."""
+    return NoAnswer(error, False, retryable)
+
+
+def maybe_sent(error: VPSealError, retryable: bool = True) -> NoAnswer:
+    """A failure after the request may have left (timeout, drop): it may have been applied."""
+    return NoAnswer(error, True, retryable)
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
+
+
+# One decoder for every answer: json.loads with keyword arguments builds a new one per call.
+_decode_json = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant).decode
 
 
 def parse_envelope(status: int, content: bytes) -> Envelope:
     """The envelope of a response body, or ResponseFormatError saying what is wrong."""
     try:
-        doc = json.loads(content, parse_float=Decimal, parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
+        doc = _decode_json(content.decode("utf-8"))
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise ResponseFormatError(
             f"HTTP {status}: response body is not JSON ({len(content)} bytes)"
         ) from None
-    if not isinstance(doc, dict):
+    if type(doc) is not dict:
         raise ResponseFormatError(f"HTTP {status}: response is JSON but not an object")
     code = doc.get("code")
-    if isinstance(code, bool) or not isinstance(code, int):
+    if type(code) is not int:
         raise ResponseFormatError(f"HTTP {status}: response has no integer 'code'")
     message = doc.get("message")
-    if not isinstance(message, str):
+    if type(message) is not str:
         raise ResponseFormatError(f"HTTP {status}: response has no string 'message'")
     log_uuid = doc.get("logUUID")
-    if not isinstance(log_uuid, str):
+    if type(log_uuid) is not str:
         raise ResponseFormatError(f"HTTP {status}: response has no string 'logUUID'")
     data = doc.get("data")
-    if data is not None and not isinstance(data, dict):
+    if data is not None and type(data) is not dict:
         raise ResponseFormatError(f"HTTP {status}: response 'data' is not an object")
     return Envelope(code, message, data, log_uuid, status)
 
@@ -312,23 +324,6 @@ def classify_response(status: int, content: bytes) -> Outcome:
         return Answer(parse_envelope(status, content))
     except ResponseFormatError as exc:
         return NoAnswer(exc, status < 400, False)
-
-
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
-_FATAL = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
-
-
-def classify_exception(exc: Exception) -> NoAnswer:
-    """An httpx failure as an outcome: connect-phase failures never reached the server; a
-    timeout or drop after sending may have been applied. A LocalProtocolError's text may quote
-    one of our own header values (the bearer token), so only its type is kept."""
-    text = "" if isinstance(exc, httpx.LocalProtocolError) else str(exc)
-    error = TransportError(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
-    if isinstance(exc, _NOT_SENT):
-        return NoAnswer(error, False, True)
-    if isinstance(exc, _FATAL):
-        return NoAnswer(error, False, False)
-    return NoAnswer(error, True, True)
 
 
 def _decimal(data: Mapping[str, Any], name: str) -> Decimal:
@@ -433,6 +428,11 @@ class TokenCache:
             return None
         return token, generation
 
+    def refused(self, stale: int | None) -> str | None:
+        """The cached token if it is generation ``stale`` (the one the server refused)."""
+        token, generation, _ = self._state
+        return token if stale is not None and generation == stale else None
+
     def store(self, token: Token) -> tuple[str, int]:
         """Cache a fresh token (callers hold the client's token lock)."""
         generation = self._state[1] + 1
@@ -447,31 +447,47 @@ class TokenCache:
 # ------------------------------------------------------------------------------ flows
 
 
-@dataclass(frozen=True)
-class Send:
+class Send(NamedTuple):
     """Send one request after ``delay`` seconds; ``renew_token``: the last token was refused."""
 
     path: str
-    payload: Mapping[str, Any] = field(repr=False)
+    payload: Mapping[str, Any]
     authenticated: bool
     delay: float = 0.0
     renew_token: bool = False
     attempt: int = 1
     reason: str = ""
 
+    def __repr__(self) -> str:  # the payload of /v2/auth holds the secret
+        return f"Send(path={self.path!r}, attempt={self.attempt}, delay={self.delay:.3f})"
 
-@dataclass(frozen=True)
+
 class Done(Generic[T]):
-    value: T
+    """The flow ended with a result."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: T) -> None:
+        self.value = value
 
 
-@dataclass(frozen=True)
 class Raise:
-    error: VPSealError
-    cause: BaseException | None = None
+    """The flow ended with an error."""
+
+    __slots__ = ("cause", "error")
+
+    def __init__(self, error: VPSealError, cause: BaseException | None = None) -> None:
+        self.error = error
+        self.cause = cause
 
 
-Step = Union[Send, Done[T], Raise]  # noqa: UP007 - a generic alias on Python 3.10
+class Wait(NamedTuple):
+    """Wait ``delay`` seconds, then call the flow's ``on_wait`` (another holder is busy)."""
+
+    delay: float
+
+
+Step = Union[Send, Done[T], Raise, Wait]  # noqa: UP007 - a generic alias on Python 3.10
 
 
 class Flow(Protocol[T]):
@@ -482,6 +498,8 @@ class Flow(Protocol[T]):
     def on_outcome(self, outcome: Outcome) -> Step[T]: ...
 
     def on_auth_failure(self, error: VPSealError) -> Step[T]: ...
+
+    def on_wait(self) -> Step[T]: ...
 
 
 class SimpleFlow(Generic[T]):
@@ -531,6 +549,90 @@ class SimpleFlow(Generic[T]):
 
     def on_auth_failure(self, error: VPSealError) -> Step[T]:
         return Raise(error)
+
+    def on_wait(self) -> Step[T]:  # pragma: no cover - never waits
+        raise AssertionError("SimpleFlow never asks to wait")
+
+
+TOKEN_POLL = 0.05  # seconds between looks at the store while another holder fetches
+
+
+class TokenFlow:
+    """Obtain the agent's token through a TokenStore shared with other clients or processes:
+    use the stored one while it is fresh; else fetch it under the store's lock (one holder
+    fetches, the others wait for its token, at most ``wait_limit`` seconds in all).
+
+    A store that raises is bypassed (the flow fetches on its own): an outage of the store
+    must not stop payments. ``refused``: the token the server just refused (code 83).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: TokenStore,
+        key: str,
+        refused: str | None,
+        lock_ttl: float,
+        wait_limit: float,
+    ) -> None:
+        self.store = store
+        self.key = key
+        self.refused = refused
+        self.lock_ttl = lock_ttl
+        self.deadline = time.monotonic() + wait_limit
+        self.lock: str | None = None
+        payload = auth_payload(settings)
+        self.fetch = SimpleFlow(AUTH_PATH, payload, settings.retry, parse_token, False)
+
+    def _store(self, call: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return call(*args)
+        except Exception as exc:  # any store failure means: go without it
+            logger.warning("token store failed (%s); fetching without it", type(exc).__name__)
+            return _STORE_FAILED
+
+    def start(self) -> Step[Token]:
+        if self.refused is not None:
+            self._store(self.store.discard, self.key, self.refused)
+        return self._look()
+
+    def _look(self) -> Step[Token]:
+        held = self._store(self.store.load, self.key)
+        now = time.time()
+        if isinstance(held, StoredToken) and held.value != self.refused and now < held.renew_at():
+            return Done(Token(held.value, held.expires_at - now))
+        lock = self._store(self.store.try_lock, self.key, self.lock_ttl)
+        if lock is not None:
+            self.lock = lock
+            return self.fetch.start()
+        if time.monotonic() >= self.deadline:
+            return Raise(TransportError("no token: the holder of the store's lock stored none"))
+        return Wait(TOKEN_POLL)
+
+    def on_wait(self) -> Step[Token]:
+        return self._look()
+
+    def on_outcome(self, outcome: Outcome) -> Step[Token]:
+        step = self.fetch.on_outcome(outcome)
+        if isinstance(step, Done):
+            token: Token = step.value
+            stored = StoredToken(token.value, time.time() + token.expires_in, token.expires_in)
+            self._store(self.store.save, self.key, stored)
+        if not isinstance(step, Send):
+            self._unlock()
+        return step
+
+    def on_auth_failure(self, error: VPSealError) -> Step[Token]:  # pragma: no cover
+        self._unlock()
+        return Raise(error)
+
+    def _unlock(self) -> None:
+        if self.lock is not None and self.lock is not _STORE_FAILED:
+            self._store(self.store.unlock, self.key, self.lock)
+        self.lock = None
+
+
+_STORE_FAILED: Any = "<store failed>"
 
 
 class CashoutFlow:
@@ -601,6 +703,9 @@ class CashoutFlow:
 
     def start(self) -> Step[CashoutResult]:
         return self._cashout()
+
+    def on_wait(self) -> Step[CashoutResult]:  # pragma: no cover - never waits
+        raise AssertionError("CashoutFlow never asks to wait")
 
     def on_auth_failure(self, error: VPSealError) -> Step[CashoutResult]:
         if self.uncertain:

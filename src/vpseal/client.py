@@ -1,9 +1,10 @@
-"""httpx clients for the VP wallet API: token, cash-out and transaction query.
+"""Clients for the VP wallet API: token, cash-out and transaction query.
 
-``Client`` and ``AsyncClient`` only do I/O: each asks a flow from ``_client_core`` what to do
-next, sends, and reports the outcome back, so retries, settling and parsing are written once.
+``Client`` and ``AsyncClient`` only drive: each asks a flow from ``_client_core`` what to do
+next, has its HTTP option (``_http``: httpx by default, pyreqwest for gateways) send it, and
+reports the outcome back, so retries, settling and parsing are written once for every option.
 Every attempt is sealed afresh (timestamp, nonce, IV, signature) while the transId stays the
-same; that is why retries live above ``send()`` rather than in an httpx transport.
+same; that is why retries live above the HTTP library rather than in it.
 """
 
 from __future__ import annotations
@@ -12,13 +13,10 @@ import asyncio
 import threading
 import time
 from types import TracebackType
-from typing import TypeVar
-
-import httpx
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from vpseal import _client_core as core
 from vpseal._client_core import (
-    AUTH_PATH,
     DEFAULT_BACKOFF_BASE,
     DEFAULT_BACKOFF_MAX,
     DEFAULT_MAX_RETRIES,
@@ -28,7 +26,6 @@ from vpseal._client_core import (
     CashoutResult,
     Done,
     Flow,
-    Outcome,
     Raise,
     RetryPolicy,
     Send,
@@ -36,13 +33,31 @@ from vpseal._client_core import (
     SimpleFlow,
     Token,
     TokenCache,
+    TokenFlow,
     Transaction,
+)
+from vpseal._http import (
+    DEFAULT_MAX_CONNECTIONS,
+    USE_DEFAULT_TIMEOUT,
+    AsyncHTTP,
+    HTTPConfig,
+    SyncHTTP,
+    Verify,
+    async_http,
+    sync_http,
 )
 from vpseal.errors import VPSealError
 from vpseal.signing import Scheme
+from vpseal.tokens import MemoryTokenStore, TokenStore, store_key
+
+if TYPE_CHECKING:
+    import httpx
 
 T = TypeVar("T")
-_UNSET: float = -1.0
+Timeout = float | None  # or an httpx.Timeout with http="httpx"
+
+# Which HTTP option a client uses when none is named (the tests run every option through it).
+default_http = "httpx"
 
 
 class _Base:
@@ -50,7 +65,9 @@ class _Base:
 
     _settings: Settings
     _tokens: TokenCache
-    _owns_http: bool
+    _store: TokenStore
+    _store_key: str
+    _http_config: HTTPConfig
 
     def _configure(
         self,
@@ -59,22 +76,22 @@ class _Base:
         api_key: str | None,
         secret: str | None,
         scheme: Scheme,
-        timeout: float | httpx.Timeout | None,
+        timeout: Any,
         max_retries: int,
         backoff_base: float,
         backoff_max: float,
-        own_http: bool,
+        max_connections: int,
+        verify: Verify,
+        token_store: TokenStore | None,
     ) -> None:
-        if timeout is _UNSET:
-            timeout = DEFAULT_TIMEOUT if own_http else None  # a given client keeps its own
-        elif timeout is None:
-            timeout = httpx.Timeout(None)  # as in httpx: explicitly no timeout
         policy = RetryPolicy(max_retries, backoff_base, backoff_max)
         self._settings = core.resolve_settings(
-            base_url, agent_id, api_key, secret, scheme, timeout, policy
+            base_url, agent_id, api_key, secret, scheme, policy
         )
+        self._http_config = HTTPConfig(timeout, max_connections, verify)
         self._tokens = TokenCache()
-        self._owns_http = own_http
+        self._store = MemoryTokenStore() if token_store is None else token_store
+        self._store_key = store_key(self._settings.base_url, self.agent_id)
 
     @property
     def base_url(self) -> str:
@@ -90,9 +107,15 @@ class _Base:
             f"api_key=<hidden>, secret=<hidden>, scheme={self._settings.credentials.scheme!r})"
         )
 
-    def _token_flow(self) -> SimpleFlow[Token]:
-        s = self._settings
-        return SimpleFlow(AUTH_PATH, core.auth_payload(s), s.retry, core.parse_token, False)
+    def _token_flow(self, refused: str | None) -> TokenFlow:
+        """Fetching a token takes at most every attempt's timeout plus the backoff between
+        them; the store's lock lasts that long, and waiting for another holder twice that."""
+        policy = self._settings.retry
+        per_try = _seconds(self._http_config.timeout)
+        lock_ttl = (policy.max_retries + 1) * per_try + policy.max_retries * policy.backoff_max + 1
+        return TokenFlow(
+            self._settings, self._store, self._store_key, refused, lock_ttl, 2 * lock_ttl
+        )
 
     def _cashout_flow(self, username: str, trans_id: str | None) -> CashoutFlow:
         tid = core.new_trans_id() if trans_id is None else trans_id
@@ -103,12 +126,38 @@ class _Base:
         return SimpleFlow(QUERY_PATH, payload, self._settings.retry, core.parse_transaction, True)
 
 
-class Client(_Base):
-    """Synchronous client. Thread-safe: share one across threads (one token for all).
+def _option(http: str | None, http_client: object) -> str:
+    """The named option; else httpx for a given httpx client; else the default."""
+    if http is not None:
+        return http
+    return "httpx" if http_client is not None else default_http
 
-    ``timeout``: seconds or an ``httpx.Timeout`` for each request (default 10 s, or the given
-    ``http_client``'s own); ``None``: no timeout, as in httpx.
+
+def _seconds(timeout: Any) -> float:
+    """A per-request time bound for planning (the token lock): 60 s where none is set."""
+    if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0:
+        return float(timeout)
+    if timeout == USE_DEFAULT_TIMEOUT:
+        return DEFAULT_TIMEOUT
+    parts = [getattr(timeout, name, None) for name in ("connect", "read", "write", "pool")]
+    known = [p for p in parts if isinstance(p, (int, float))]
+    return float(sum(known)) if known else 60.0
+
+
+_CLIENT_DOC = """
+
+    ``http``: "httpx" (default) or "pyreqwest" (``pip install 'vpseal[pyreqwest]'``, Python
+    3.11+: a fraction of httpx's CPU per request, for gateways); both behave the same.
+    ``timeout``: seconds for each request (default 10 s, or the given ``http_client``'s own;
+    with httpx also an ``httpx.Timeout``); ``None``: no timeout. ``max_connections``: the pool
+    size, all kept alive (size it to your concurrency). ``verify``: True, False, a CA bundle
+    path, or an ``ssl.SSLContext`` (httpx). ``token_store``: share the token with other
+    clients or processes (``vpseal.RedisTokenStore``); by default each client has its own.
     """
+
+
+class Client(_Base):
+    """Synchronous client. Thread-safe: share one across threads (one token for all)."""
 
     def __init__(
         self,
@@ -118,17 +167,21 @@ class Client(_Base):
         api_key: str | None = None,
         secret: str | None = None,
         scheme: Scheme = "transfer",
-        timeout: float | httpx.Timeout | None = _UNSET,
+        timeout: float | httpx.Timeout | None = USE_DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
         http_client: httpx.Client | None = None,
         backoff_base: float = DEFAULT_BACKOFF_BASE,
         backoff_max: float = DEFAULT_BACKOFF_MAX,
+        http: str | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        verify: Verify = True,
+        token_store: TokenStore | None = None,
     ) -> None:
         self._configure(
-            base_url, agent_id, api_key, secret, scheme, timeout,
-            max_retries, backoff_base, backoff_max, http_client is None,
+            base_url, agent_id, api_key, secret, scheme, timeout, max_retries,
+            backoff_base, backoff_max, max_connections, verify, token_store,
         )  # fmt: skip
-        self._http = http_client if http_client is not None else httpx.Client()
+        self._http: SyncHTTP = sync_http(_option(http, http_client), self._http_config, http_client)
         self._token_lock = threading.Lock()
 
     def __enter__(self) -> Client:
@@ -144,8 +197,7 @@ class Client(_Base):
 
     def close(self) -> None:
         """Close the connection pool (only if this client created it)."""
-        if self._owns_http:
-            self._http.close()
+        self._http.close()
 
     def cashout(self, username: str, trans_id: str | None = None) -> CashoutResult:
         """Withdraw the member's whole balance. Never cashes out twice; raises OutcomeUnknown
@@ -170,42 +222,41 @@ class Client(_Base):
             got = self._tokens.get(stale)
             if got is not None:
                 return got
-            return self._tokens.store(self._drive(self._token_flow()))
-
-    def _send(self, send: Send, token: str | None) -> Outcome:
-        prepared = core.prepare(self._settings, send.path, send.payload, token)
-        started = time.perf_counter()
-        try:
-            response = self._http.post(
-                prepared.url, content=prepared.body, headers=prepared.headers,
-                timeout=core.request_timeout(self._settings),
-            )  # fmt: skip
-        except httpx.HTTPError as exc:
-            outcome: Outcome = core.classify_exception(exc)
-        else:
-            outcome = core.classify_response(response.status_code, response.content)
-        core.log_attempt(send, outcome, time.perf_counter() - started)
-        return outcome
+            token: Token = self._drive(self._token_flow(self._tokens.refused(stale)))
+            return self._tokens.store(token)
 
     def _drive(self, flow: Flow[T]) -> T:
         step = flow.start()
         generation: int | None = None
         while True:
-            if isinstance(step, Done):
+            if isinstance(step, Send):
+                core.log_retry(step)
+                if step.delay > 0:
+                    time.sleep(step.delay)
+                token = None
+                if step.authenticated:
+                    try:
+                        token, generation = self._token(
+                            generation if step.renew_token else None
+                        )
+                    except VPSealError as exc:
+                        step = flow.on_auth_failure(exc)
+                        continue
+                prepared = core.prepare(self._settings, step.path, step.payload, token)
+                started = time.perf_counter()
+                outcome = self._http.post(prepared)
+                core.log_attempt(step, outcome, time.perf_counter() - started)
+                step = flow.on_outcome(outcome)
+            elif isinstance(step, Done):
                 return step.value
-            if isinstance(step, Raise):
+            elif isinstance(step, Raise):
                 raise step.error from step.cause
-            core.log_retry(step)
-            if step.delay > 0:
+            else:
                 time.sleep(step.delay)
-            token = None
-            if step.authenticated:
-                try:
-                    token, generation = self._token(generation if step.renew_token else None)
-                except VPSealError as exc:
-                    step = flow.on_auth_failure(exc)
-                    continue
-            step = flow.on_outcome(self._send(step, token))
+                step = flow.on_wait()
+
+
+Client.__doc__ = (Client.__doc__ or "") + _CLIENT_DOC
 
 
 class AsyncClient(_Base):
@@ -219,17 +270,23 @@ class AsyncClient(_Base):
         api_key: str | None = None,
         secret: str | None = None,
         scheme: Scheme = "transfer",
-        timeout: float | httpx.Timeout | None = _UNSET,
+        timeout: float | httpx.Timeout | None = USE_DEFAULT_TIMEOUT,
         max_retries: int = DEFAULT_MAX_RETRIES,
         http_client: httpx.AsyncClient | None = None,
         backoff_base: float = DEFAULT_BACKOFF_BASE,
         backoff_max: float = DEFAULT_BACKOFF_MAX,
+        http: str | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        verify: Verify = True,
+        token_store: TokenStore | None = None,
     ) -> None:
         self._configure(
-            base_url, agent_id, api_key, secret, scheme, timeout,
-            max_retries, backoff_base, backoff_max, http_client is None,
+            base_url, agent_id, api_key, secret, scheme, timeout, max_retries,
+            backoff_base, backoff_max, max_connections, verify, token_store,
         )  # fmt: skip
-        self._http = http_client if http_client is not None else httpx.AsyncClient()
+        self._http: AsyncHTTP = async_http(
+            _option(http, http_client), self._http_config, http_client
+        )
         self._token_lock = asyncio.Lock()
 
     async def __aenter__(self) -> AsyncClient:
@@ -245,8 +302,7 @@ class AsyncClient(_Base):
 
     async def aclose(self) -> None:
         """Close the connection pool (only if this client created it)."""
-        if self._owns_http:
-            await self._http.aclose()
+        await self._http.aclose()
 
     async def cashout(self, username: str, trans_id: str | None = None) -> CashoutResult:
         """See Client.cashout."""
@@ -270,42 +326,40 @@ class AsyncClient(_Base):
             got = self._tokens.get(stale)
             if got is not None:
                 return got
-            return self._tokens.store(await self._drive(self._token_flow()))
-
-    async def _send(self, send: Send, token: str | None) -> Outcome:
-        prepared = core.prepare(self._settings, send.path, send.payload, token)
-        started = time.perf_counter()
-        try:
-            response = await self._http.post(
-                prepared.url, content=prepared.body, headers=prepared.headers,
-                timeout=core.request_timeout(self._settings),
-            )  # fmt: skip
-        except httpx.HTTPError as exc:
-            outcome: Outcome = core.classify_exception(exc)
-        else:
-            outcome = core.classify_response(response.status_code, response.content)
-        core.log_attempt(send, outcome, time.perf_counter() - started)
-        return outcome
+            token: Token = await self._drive(self._token_flow(self._tokens.refused(stale)))
+            return self._tokens.store(token)
 
     async def _drive(self, flow: Flow[T]) -> T:
         step = flow.start()
         generation: int | None = None
         while True:
-            if isinstance(step, Done):
+            if isinstance(step, Send):
+                core.log_retry(step)
+                if step.delay > 0:
+                    await asyncio.sleep(step.delay)
+                token = None
+                if step.authenticated:
+                    try:
+                        token, generation = await self._token(
+                            generation if step.renew_token else None
+                        )
+                    except VPSealError as exc:
+                        step = flow.on_auth_failure(exc)
+                        continue
+                prepared = core.prepare(self._settings, step.path, step.payload, token)
+                started = time.perf_counter()
+                outcome = await self._http.post(prepared)
+                core.log_attempt(step, outcome, time.perf_counter() - started)
+                step = flow.on_outcome(outcome)
+            elif isinstance(step, Done):
                 return step.value
-            if isinstance(step, Raise):
+            elif isinstance(step, Raise):
                 raise step.error from step.cause
-            core.log_retry(step)
-            if step.delay > 0:
+            else:
                 await asyncio.sleep(step.delay)
-            token = None
-            if step.authenticated:
-                try:
-                    token, generation = await self._token(generation if step.renew_token else None)
-                except VPSealError as exc:
-                    step = flow.on_auth_failure(exc)
-                    continue
-            step = flow.on_outcome(await self._send(step, token))
+                step = flow.on_wait()
 
+
+AsyncClient.__doc__ = (AsyncClient.__doc__ or "") + _CLIENT_DOC
 
 __all__ = ["AsyncClient", "CashoutResult", "Client", "Transaction"]

@@ -1,0 +1,143 @@
+"""The pyreqwest option for gateways (``pip install 'vpseal[pyreqwest]'``): Rust's reqwest and
+hyper under a Python API, chosen because it measured closest to a hand-written asyncio client
+(bench/test_gateway.py). Like the httpx shell it only moves bytes and maps exceptions.
+
+pyreqwest sets no timeouts by default and follows redirects; this shell always sets every
+timeout it has and never follows a redirect, as httpx does.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import timedelta
+from typing import Any
+
+from vpseal._client_core import Outcome, Prepared, classify_response, maybe_sent, not_sent
+from vpseal._http import HTTPConfig
+from vpseal.api_errors import TransportError
+from vpseal.errors import ConfigError
+
+EXTRA = "pip install 'vpseal[pyreqwest]'"
+
+try:
+    from pyreqwest import exceptions as _exc
+    from pyreqwest.client import ClientBuilder, SyncClientBuilder
+except ImportError as _import_error:  # pragma: no cover - depends on the environment
+    _MISSING: str | None = (
+        f"pyreqwest has no release for Python {sys.version_info[0]}.{sys.version_info[1]} "
+        "(it needs 3.11 or later)"
+        if sys.version_info < (3, 11)
+        else f"pyreqwest is not installed ({_import_error})"
+    )
+else:
+    _MISSING = None
+    _CONNECT: tuple[type[Exception], ...] = (_exc.ConnectError, _exc.ConnectTimeoutError)
+    # Failures that say nothing about our request: building it, or a closed client.
+    _FATAL: tuple[type[Exception], ...] = (_exc.BuilderError, _exc.ClientClosedError)
+
+
+def _require() -> None:
+    if _MISSING is not None:
+        raise ConfigError(f"http='pyreqwest' needs the extra: {EXTRA}; {_MISSING}")
+
+
+def _causes(exc: Exception) -> list[str]:
+    details = getattr(exc, "details", None)
+    causes = details.get("causes") if isinstance(details, dict) else None
+    return [str(c.get("message", "")) for c in causes or () if isinstance(c, dict)]
+
+
+def classify_exception(exc: Exception) -> Outcome:
+    """A pyreqwest failure as an outcome, as the httpx shell does it.
+
+    pyreqwest's class names are not evidence (measured with 0.15: a read timeout raises
+    ConnectTimeoutError, and a kept-alive connection closed after the request was written
+    raises ConnectError, "client error (SendRequest)"). So a failure counts as never sent only
+    when its causes say the connect itself failed ("client error (Connect)"); anything else may
+    have been applied, which costs at most a transaction query. A BuilderError may quote a
+    header value (the bearer token), so only its type is kept."""
+    causes = _causes(exc)
+    if isinstance(exc, _exc.BuilderError):
+        return not_sent(TransportError(type(exc).__name__), retryable=False)
+    message = getattr(exc, "message", "") or str(exc)
+    text = f"{type(exc).__name__}: {message}" + (f" ({causes[-1]})" if causes else "")
+    error = TransportError(text)
+    if isinstance(exc, _CONNECT) and "client error (Connect)" in causes:
+        return not_sent(error)
+    if isinstance(exc, (*_FATAL, _exc.RequestPanicError)):
+        return maybe_sent(error, retryable=False)
+    return maybe_sent(error)
+
+
+def _configure(builder: Any, config: HTTPConfig) -> Any:
+    """Pool, timeouts, redirects and certificates, the same for the sync and async client."""
+    n = config.max_connections
+    builder = (
+        builder.max_connections(n)
+        .pool_max_idle_per_host(n)
+        .follow_redirects(False)
+        .error_for_status(False)
+        .gzip(False)
+    )
+    seconds = config.seconds()
+    if seconds is not None:
+        span = timedelta(seconds=seconds)
+        builder = builder.timeout(span).connect_timeout(span).pool_timeout(span).read_timeout(span)
+    verify = config.verify
+    if verify is False:
+        builder = builder.danger_accept_invalid_certs(True)
+    elif isinstance(verify, str):
+        try:
+            with open(verify, "rb") as f:
+                builder = builder.add_root_certificate_pem(f.read())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"verify: cannot load the CA bundle ({type(exc).__name__})") from None
+    elif verify is not True:
+        raise ConfigError("http='pyreqwest' takes verify=True, False or a CA bundle path")
+    return builder
+
+
+class PyreqwestSync:
+    def __init__(self, config: HTTPConfig) -> None:
+        _require()
+        self._http = _configure(SyncClientBuilder(), config).build()
+
+    def post(self, prepared: Prepared) -> Outcome:
+        try:
+            response = (
+                self._http.post(prepared.url)
+                .headers(prepared.headers)
+                .body_bytes(prepared.body)
+                .build()
+                .send()
+            )
+            content = bytes(response.bytes())
+        except _exc.PyreqwestError as exc:
+            return classify_exception(exc)
+        return classify_response(response.status, content)
+
+    def close(self) -> None:
+        self._http.close()
+
+
+class PyreqwestAsync:
+    def __init__(self, config: HTTPConfig) -> None:
+        _require()
+        self._http = _configure(ClientBuilder(), config).build()
+
+    async def post(self, prepared: Prepared) -> Outcome:
+        try:
+            response = await (
+                self._http.post(prepared.url)
+                .headers(prepared.headers)
+                .body_bytes(prepared.body)
+                .build()
+                .send()
+            )
+            content = bytes(await response.bytes())
+        except _exc.PyreqwestError as exc:
+            return classify_exception(exc)
+        return classify_response(response.status, content)
+
+    async def aclose(self) -> None:
+        await self._http.close()
