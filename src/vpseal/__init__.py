@@ -99,6 +99,7 @@ from vpseal.api_errors import (  # noqa: E402
     WalletLocked,
 )
 from vpseal.client import AsyncClient, CashoutResult, Client, Transaction  # noqa: E402
+from vpseal.tokens import MemoryTokenStore, RedisTokenStore, StoredToken, TokenStore  # noqa: E402
 
 __all__ += [
     "APIError",
@@ -112,9 +113,13 @@ __all__ += [
     "InternalServerError",
     "InvalidAccount",
     "MemberNotFound",
+    "MemoryTokenStore",
     "OutcomeUnknown",
     "ParametersError",
+    "RedisTokenStore",
     "ResponseFormatError",
+    "StoredToken",
+    "TokenStore",
     "Transaction",
     "TransactionExists",
     "TransactionNotFound",

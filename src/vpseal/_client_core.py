@@ -76,12 +76,13 @@ T = TypeVar("T")
 # ------------------------------------------------------------------------------ results
 
 
-@dataclass(frozen=True)
-class CashoutResult:
+class CashoutResult(NamedTuple):
     """A cash-out that happened. ``balance`` is the balance after it (0 for All Cash Out).
 
     ``settled_by_query`` is True when the answer to the cash-out itself was lost and the
     transaction query proved that it happened; ``attempts`` counts cash-out requests sent.
+    Immutable and slotted (a NamedTuple, like SealedRequest): a third of a frozen
+    dataclass's cost on the per-request path.
     """
 
     trans_id: str
@@ -92,8 +93,7 @@ class CashoutResult:
     settled_by_query: bool = False
 
 
-@dataclass(frozen=True)
-class Transaction:
+class Transaction(NamedTuple):
     """One transaction as the query reports it; ``amount`` < 0 is a withdrawal."""
 
     agent: str
@@ -104,12 +104,14 @@ class Transaction:
     log_uuid: str
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):
     """An access token as /v2/auth returned it (never shown in repr)."""
 
-    value: str = field(repr=False)
+    value: str
     expires_in: float
+
+    def __repr__(self) -> str:
+        return f"Token(value=<hidden>, expires_in={self.expires_in!r})"
 
 
 # ------------------------------------------------------------------------------ settings
@@ -328,10 +330,11 @@ def classify_response(status: int, content: bytes) -> Outcome:
 
 def _decimal(data: Mapping[str, Any], name: str) -> Decimal:
     value = data.get(name)
-    if isinstance(value, Decimal):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return Decimal(value)
+    kind = type(value)
+    if kind is Decimal:
+        return value  # type: ignore[return-value]
+    if kind is int:
+        return Decimal(value)  # type: ignore[arg-type]
     raise ResponseFormatError(f"response data.{name} is not a number")
 
 
@@ -816,6 +819,8 @@ def log_attempt(send: Send, outcome: Outcome, elapsed: float) -> None:
     if isinstance(outcome, Answer):
         env = outcome.envelope
         level = logging.DEBUG if env.code == CODE_OK else logging.INFO
+        if not logger.isEnabledFor(level):
+            return
         logger.log(
             level,
             "POST %s attempt=%d code=%d logUUID=%s http=%d %.1fms",

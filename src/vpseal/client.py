@@ -230,7 +230,8 @@ class Client(_Base):
         generation: int | None = None
         while True:
             if isinstance(step, Send):
-                core.log_retry(step)
+                if step.reason:
+                    core.log_retry(step)
                 if step.delay > 0:
                     time.sleep(step.delay)
                 token = None
@@ -334,7 +335,8 @@ class AsyncClient(_Base):
         generation: int | None = None
         while True:
             if isinstance(step, Send):
-                core.log_retry(step)
+                if step.reason:
+                    core.log_retry(step)
                 if step.delay > 0:
                     await asyncio.sleep(step.delay)
                 token = None
