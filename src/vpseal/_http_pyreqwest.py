@@ -69,6 +69,15 @@ def classify_exception(exc: Exception) -> Outcome:
     return maybe_sent(error)
 
 
+def _build(builder: Any) -> Any:
+    """pyreqwest refuses to start in a child forked after it ran (its Tokio runtime cannot
+    be reused): say so as a ConfigError, with pyreqwest's own explanation."""
+    try:
+        return builder.build()
+    except RuntimeError as exc:
+        raise ConfigError(f"http='pyreqwest' cannot start a client here: {exc}") from None
+
+
 def _configure(builder: Any, config: HTTPConfig) -> Any:
     """Pool, timeouts, redirects and certificates, the same for the sync and async client."""
     n = config.max_connections
@@ -100,7 +109,7 @@ def _configure(builder: Any, config: HTTPConfig) -> Any:
 class PyreqwestSync:
     def __init__(self, config: HTTPConfig) -> None:
         _require()
-        self._http = _configure(SyncClientBuilder(), config).build()
+        self._http = _build(_configure(SyncClientBuilder(), config))
 
     def post(self, prepared: Prepared) -> Outcome:
         try:
@@ -123,7 +132,7 @@ class PyreqwestSync:
 class PyreqwestAsync:
     def __init__(self, config: HTTPConfig) -> None:
         _require()
-        self._http = _configure(ClientBuilder(), config).build()
+        self._http = _build(_configure(ClientBuilder(), config))
 
     async def post(self, prepared: Prepared) -> Outcome:
         try:

@@ -10,6 +10,7 @@ same; that is why retries live above the HTTP library rather than in it.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from types import TracebackType
@@ -46,7 +47,7 @@ from vpseal._http import (
     async_http,
     sync_http,
 )
-from vpseal.errors import VPSealError
+from vpseal.errors import ConfigError, VPSealError
 from vpseal.signing import Scheme
 from vpseal.tokens import MemoryTokenStore, TokenStore, store_key
 
@@ -91,6 +92,7 @@ class _Base:
         self._http_config = HTTPConfig(timeout, max_connections, verify)
         self._tokens = TokenCache()
         self._store = MemoryTokenStore() if token_store is None else token_store
+        self._pid = os.getpid()
         self._store_key = store_key(self._settings.base_url, self.agent_id)
 
     @property
@@ -106,6 +108,15 @@ class _Base:
             f"{type(self).__name__}(base_url={self.base_url!r}, agent_id={self.agent_id!r}, "
             f"api_key=<hidden>, secret=<hidden>, scheme={self._settings.credentials.scheme!r})"
         )
+
+    def _check_process(self) -> None:
+        """A client's connections (and pyreqwest's runtime threads) belong to the process that
+        made it: used in a forked child, it would share sockets with its parent or hang."""
+        if os.getpid() != self._pid:
+            raise ConfigError(
+                f"this {type(self).__name__} was created in process {self._pid}; create one "
+                "client per process, after fork (share the token with a RedisTokenStore)"
+            )
 
     def _token_flow(self, refused: str | None) -> TokenFlow:
         """Fetching a token takes at most every attempt's timeout plus the backoff between
@@ -226,6 +237,7 @@ class Client(_Base):
             return self._tokens.store(token)
 
     def _drive(self, flow: Flow[T]) -> T:
+        self._check_process()
         step = flow.start()
         generation: int | None = None
         while True:
@@ -331,6 +343,7 @@ class AsyncClient(_Base):
             return self._tokens.store(token)
 
     async def _drive(self, flow: Flow[T]) -> T:
+        self._check_process()
         step = flow.start()
         generation: int | None = None
         while True:
