@@ -23,8 +23,14 @@ HTTP_OPTIONS = ("httpx", "pyreqwest")
 DEFAULT_HTTP = "httpx"
 DEFAULT_MAX_CONNECTIONS = 100
 
-# ``timeout`` left out: DEFAULT_TIMEOUT, or the given http_client's own. Not a valid timeout.
-USE_DEFAULT_TIMEOUT: float = -1.0
+class _DefaultTimeout:
+    """``timeout`` left out: DEFAULT_TIMEOUT, or the given http_client's own."""
+
+    def __repr__(self) -> str:
+        return "<default timeout>"
+
+
+USE_DEFAULT_TIMEOUT: Any = _DefaultTimeout()
 
 Verify = bool | str | ssl.SSLContext
 
@@ -41,7 +47,7 @@ class HTTPConfig(NamedTuple):
         """The timeout as seconds (None: none), for options that take plain seconds."""
         from vpseal._client_core import resolve_timeout
 
-        if self.timeout == USE_DEFAULT_TIMEOUT:
+        if self.timeout is USE_DEFAULT_TIMEOUT:
             return DEFAULT_TIMEOUT
         return resolve_timeout(self.timeout)
 

@@ -39,7 +39,7 @@ def _timeout(config: HTTPConfig, own: bool) -> Any:
     value = config.timeout
     if isinstance(value, httpx.Timeout):
         return value
-    if value == USE_DEFAULT_TIMEOUT and not own:
+    if value is USE_DEFAULT_TIMEOUT and not own:
         return httpx.USE_CLIENT_DEFAULT
     return httpx.Timeout(config.seconds())
 

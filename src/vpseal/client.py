@@ -148,7 +148,7 @@ def _seconds(timeout: Any) -> float:
     """A per-request time bound for planning (the token lock): 60 s where none is set."""
     if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0:
         return float(timeout)
-    if timeout == USE_DEFAULT_TIMEOUT:
+    if timeout is USE_DEFAULT_TIMEOUT:
         return DEFAULT_TIMEOUT
     parts = [getattr(timeout, name, None) for name in ("connect", "read", "write", "pool")]
     known = [p for p in parts if isinstance(p, (int, float))]

@@ -391,6 +391,10 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s " + format, self.address_string(), *args)
 
+    def setup(self) -> None:
+        super().setup()
+        self.server.sandbox.app.count("connections")  # how well clients keep them alive
+
     def _write(self, status: int, body: bytes, content_type: str = "application/json") -> None:
         try:
             self.send_response(status)
@@ -643,7 +647,8 @@ class Sandbox:
         self.app.tokens.revoke_all()
 
     def stats(self) -> dict[str, int]:
-        """Counters: 'requests <path>', 'code <n>', 'fault <kind> <phase>', 'cashouts applied'."""
+        """Counters: 'requests <path>', 'code <n>', 'fault <kind> <phase>', 'cashouts applied',
+        'connections' (accepted)."""
         return self.app.stats()
 
     # -- admin HTTP endpoint
