@@ -416,7 +416,7 @@ def test_logs_name_path_code_and_log_uuid_but_never_secrets(
     sandbox.set_member("zoe-secret-name", "5")
     caplog.set_level(logging.DEBUG, logger="vpseal")
     with vpseal.Client(**sandbox.client_kwargs(), **FAST) as c:
-        result = c.cashout("zoe-secret-name", "TRANS-PLAINTEXT")
+        result = c.cashout("zoe-secret-name", "TRANS-LOGGED")
         token = c._tokens.get()
     assert token is not None
     text = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("vpseal"))
@@ -441,7 +441,8 @@ def test_each_attempt_is_sealed_afresh_with_the_same_trans_id(sandbox: Sandbox) 
     http.close()
     cashouts = [r for r in sent if r.url.path == "/v2/members/cashout"]
     creds = vpseal.Credentials(sandbox.config.agent_id, sandbox.config.api_key)
-    opened = [vpseal.open_request(creds, dict(r.headers), r.content) for r in cashouts]
+    guard = vpseal.ReplayGuard()  # each attempt is a fresh request: none is a replay
+    opened = [vpseal.open_request(creds, dict(r.headers), r.content, guard=guard) for r in cashouts]
     assert [o.payload for o in opened] == [{"username": "ret", "transId": "SAME"}] * 3
     assert len({r.headers["x-nonce"] for r in cashouts}) == 3
     assert len({r.headers["x-signature"] for r in cashouts}) == 3
@@ -453,10 +454,19 @@ def test_backoff_grows_exponentially_with_jitter() -> None:
     from vpseal._client_core import RetryPolicy
 
     policy = RetryPolicy(max_retries=5, backoff_base=0.1, backoff_max=1.0)
-    assert [policy.delay(n, lambda: 0.0) for n in (1, 2, 3, 4, 5)] == [0.05, 0.1, 0.2, 0.4, 0.5]
-    assert [policy.delay(n, lambda: 1.0) for n in (1, 2, 3, 4, 5)] == [0.1, 0.2, 0.4, 0.8, 1.0]
-    with pytest.raises(vpseal.ConfigError):
-        RetryPolicy(max_retries=-1)
+    low = [policy.delay(n, rand=lambda: 0.0) for n in (1, 2, 3, 4, 5)]
+    high = [policy.delay(n, rand=lambda: 1.0) for n in (1, 2, 3, 4, 5)]
+    assert low == [0.05, 0.1, 0.2, 0.4, 0.5]
+    assert high == [0.1, 0.2, 0.4, 0.8, 1.0]
+    # A server's Retry-After is a minimum, capped by retry_after_max (30 s by default).
+    assert policy.delay(1, 7.0, rand=lambda: 1.0) == 7.0
+    assert policy.delay(5, 0.2, rand=lambda: 1.0) == 1.0
+    assert policy.delay(1, 10_000.0, rand=lambda: 0.0) == 30.0
+    assert policy.delay(10**9, rand=lambda: 1.0) == 1.0  # no giant exponent
+    for bad in ({"max_retries": -1}, {"max_retries": 101}, {"backoff_base": float("nan")},
+                {"backoff_max": -1.0}, {"retry_after_max": 1e9}):  # fmt: skip
+        with pytest.raises(vpseal.ConfigError):
+            RetryPolicy(**bad)  # type: ignore[arg-type]
 
 
 def test_token_cache_renews_a_tenth_ahead_and_tracks_generations() -> None:
@@ -530,7 +540,8 @@ def test_no_secret_token_or_plaintext_in_any_log_line_or_error(
     ]  # fmt: skip
     for secret in secrets:
         assert secret not in logs and secret not in error_text and secret not in client_text
-    for plaintext in ("plain-user", "plain-tid", "cipherText", '"secret"', "agentId"):
+    assert "transId=plain-tid-c" in logs  # what a support ticket needs (issue 8)
+    for plaintext in ("plain-user", "cipherText", '"secret"', "agentId"):
         assert plaintext not in logs
 
 
@@ -573,8 +584,15 @@ def test_timeout_none_means_no_timeout_and_unset_keeps_a_given_clients_own() -> 
         )
 
     kwargs: dict[str, Any] = {"agent_id": "a", "api_key": "00" * 32, "secret": "s"}
-    for options in ({"timeout": None}, {"timeout": 3.0}, {}):
+    cases: list[dict[str, Any]] = [
+        {"timeout": None, "deadline": None}, {"timeout": 3.0}, {},
+        {"timeout": None, "deadline": 2.0},  # no timeout, but the call's deadline bounds it
+        {"deadline": 1.0},  # the client's own 7 s, cut to the deadline
+    ]  # fmt: skip
+    for options in cases:
         http = httpx.Client(transport=httpx.MockTransport(handler), timeout=7.0)
         with vpseal.Client("http://vp.test", **kwargs, **options, http_client=http) as c:
             c.authenticate()
-    assert [t["read"] for t in seen] == [None, 3.0, 7.0]
+    reads = [t["read"] for t in seen]
+    assert reads[:3] == [None, 3.0, 7.0]
+    assert 1.9 < reads[3] <= 2.0 and 0.9 < reads[4] <= 1.0

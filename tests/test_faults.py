@@ -403,7 +403,7 @@ async def test_hundreds_of_concurrent_cashouts_under_faults(make_sandbox: MakeSa
     limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
     async with httpx.AsyncClient(limits=limits) as http, vpseal.AsyncClient(
         **sandbox.client_kwargs(), http_client=http, timeout=timeout,
-        max_retries=8, backoff_base=0.02, backoff_max=0.25,
+        max_retries=8, backoff_base=0.02, backoff_max=0.25, retry_budget=None,
     ) as client:  # fmt: skip
         await client.authenticate()
         outcomes = await asyncio.gather(

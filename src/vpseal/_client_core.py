@@ -18,18 +18,22 @@ import json
 import logging
 import os
 import random
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
+from email.utils import parsedate_to_datetime
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar, Union
 from urllib.parse import urlsplit
 
 from vpseal.api_errors import (
     APIError,
+    DeadlineExceeded,
     OutcomeUnknown,
+    RateLimited,
     ResponseFormatError,
     TransactionExists,
     TransportError,
@@ -52,11 +56,19 @@ ENV_AGENT_ID = "VPSEAL_AGENT_ID"
 ENV_API_KEY = "VPSEAL_API_KEY"
 ENV_SECRET = "VPSEAL_SECRET"
 
-DEFAULT_TIMEOUT = 10.0
-DEFAULT_MAX_RETRIES = 3
-DEFAULT_BACKOFF_BASE = 0.25
-DEFAULT_BACKOFF_MAX = 5.0
+DEFAULT_TIMEOUT = 10.0  # seconds for one request
+DEFAULT_DEADLINE = 60.0  # seconds for a whole call: every attempt, wait and settling query
+# Backoff: retry n waits 50-100 % of min(max, base * 2**(n-1)): 0.5, 1, 2, 4, 8 s caps, so
+# the five retries spread over 8-16 s and outlast a short outage (a deploy, a failover).
+DEFAULT_MAX_RETRIES = 5
+DEFAULT_BACKOFF_BASE = 0.5
+DEFAULT_BACKOFF_MAX = 8.0
+DEFAULT_RETRY_AFTER_MAX = 30.0  # a server's Retry-After is honoured up to this
+DEFAULT_MAX_RESPONSE_BYTES = 1 << 20  # the API's answers are a few hundred bytes
+DEFAULT_RETRY_BUDGET = 100  # RetryBudget capacity: 20 retries while nothing succeeds
 USER_AGENT = "vpseal-python"
+MAX_TOKEN_LIFETIME = 366 * 86400  # a longer expiresIn is a broken answer, not a token
+CLOCK_SKEW_LIMIT = 300.0  # the API's replay window: +-5 minutes (SPEC.md)
 
 CODE_OK = 0
 CODE_NOT_FOUND = 4
@@ -126,18 +138,65 @@ class RetryPolicy:
     max_retries: int = DEFAULT_MAX_RETRIES
     backoff_base: float = DEFAULT_BACKOFF_BASE
     backoff_max: float = DEFAULT_BACKOFF_MAX
+    retry_after_max: float = DEFAULT_RETRY_AFTER_MAX
 
     def __post_init__(self) -> None:
         if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int):
             raise ConfigError("max_retries must be an int")
-        if self.max_retries < 0:
-            raise ConfigError("max_retries must be >= 0")
-        if self.backoff_base < 0 or self.backoff_max < 0:
-            raise ConfigError("backoff delays must be >= 0")
+        if not 0 <= self.max_retries <= 100:
+            raise ConfigError("max_retries must be between 0 and 100")
+        for name in ("backoff_base", "backoff_max", "retry_after_max"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{name} must be a number of seconds")
+            if not 0 <= value <= 3600:  # also refuses NaN
+                raise ConfigError(f"{name} must be between 0 and 3600 seconds")
 
-    def delay(self, retry: int, rand: Callable[[], float] = random.random) -> float:
-        cap = min(self.backoff_max, self.backoff_base * float(2 ** max(0, retry - 1)))
-        return cap / 2 + rand() * cap / 2
+    def delay(
+        self,
+        retry: int,
+        retry_after: float | None = None,
+        rand: Callable[[], float] = random.random,
+    ) -> float:
+        """The wait before retry ``retry`` (1-based); a server's Retry-After is a minimum."""
+        cap = min(self.backoff_max, self.backoff_base * float(2 ** min(max(0, retry - 1), 30)))
+        wait = cap / 2 + rand() * cap / 2
+        if retry_after is not None:
+            wait = max(wait, min(retry_after, self.retry_after_max))
+        return wait
+
+
+class RetryBudget:
+    """Retries a client may still make, shared by all its calls (as the AWS SDKs do): each
+    retry spends ``cost`` tokens, each call that succeeds at once earns one back, up to
+    ``capacity``. When a whole API fails, a busy client stops multiplying its load after
+    capacity/cost retries; settling an uncertain cash-out is never refused."""
+
+    def __init__(self, capacity: int = 100, cost: int = 5) -> None:
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 0:
+            raise ConfigError("retry_budget must be an int >= 0")
+        self.capacity = capacity
+        self.cost = cost
+        self._tokens = capacity
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"RetryBudget({self._tokens}/{self.capacity})"
+
+    def spend(self) -> bool:
+        with self._lock:
+            if self._tokens < self.cost:
+                return False
+            self._tokens -= self.cost
+            return True
+
+    def earn(self) -> None:
+        if self._tokens < self.capacity:  # racy read, exact update
+            with self._lock:
+                self._tokens = min(self.capacity, self._tokens + 1)
+
+
+UNLIMITED_RETRIES = RetryBudget(capacity=0, cost=0)  # spend() always succeeds
 
 
 @dataclass(frozen=True)
@@ -246,13 +305,15 @@ def member_payload(username: str, trans_id: str) -> dict[str, str]:
 
 
 class Envelope(NamedTuple):
-    """The documented response: code, message, optional data, logUUID."""
+    """The documented response: code, message, optional data, logUUID. ``clock_skew``: for
+    code 83 only, how far the server's ``Date`` is ahead of our clock (seconds), if it sent one."""
 
     code: int
     message: str
     data: dict[str, Any] | None
     log_uuid: str
     http_status: int
+    clock_skew: float | None = None
 
 
 class Answer(NamedTuple):
@@ -263,11 +324,13 @@ class Answer(NamedTuple):
 
 class NoAnswer(NamedTuple):
     """No usable answer. ``maybe_processed``: the request may have reached the server and been
-    applied; ``retryable``: sending again may help."""
+    applied; ``retryable``: sending again may help; ``retry_after``: the server asked us to
+    wait that long (HTTP 429/503 ``Retry-After``)."""
 
     error: VPSealError
     maybe_processed: bool
     retryable: bool
+    retry_after: float | None = None
 
 
 Outcome = Union[Answer, NoAnswer]  # noqa: UP007 - a runtime alias on Python 3.10
@@ -283,49 +346,126 @@ def maybe_sent(error: VPSealError, retryable: bool = True) -> NoAnswer:
     return NoAnswer(error, True, retryable)
 
 
+def too_large(status: int, limit: int) -> NoAnswer:
+    """The answer was longer than ``max_response_bytes``: not read, and not trusted."""
+    error = ResponseFormatError(
+        f"HTTP {status}: response larger than {limit} bytes (max_response_bytes)",
+        http_status=status,
+    )
+    return NoAnswer(error, status < 400, False)
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-# One decoder for every answer: json.loads with keyword arguments builds a new one per call.
-_decode_json = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant).decode
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    doc = dict(pairs)
+    if len(doc) != len(pairs):  # {"code":0,"code":83}: which one would the server mean?
+        raise ValueError("duplicate key in a JSON object")
+    return doc
+
+
+# One decoder for every answer (json.loads with keyword arguments builds one per call).
+_decode_json = json.JSONDecoder(
+    parse_float=Decimal, parse_constant=_reject_constant, object_pairs_hook=_unique_keys
+).decode
 
 
 def parse_envelope(status: int, content: bytes) -> Envelope:
     """The envelope of a response body, or ResponseFormatError saying what is wrong."""
     try:
         doc = _decode_json(content.decode("utf-8"))
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        why = "has a duplicate key" if "duplicate key" in str(exc) else "is not JSON"
         raise ResponseFormatError(
-            f"HTTP {status}: response body is not JSON ({len(content)} bytes)"
+            f"HTTP {status}: response body {why} ({len(content)} bytes)", http_status=status
         ) from None
     if type(doc) is not dict:
-        raise ResponseFormatError(f"HTTP {status}: response is JSON but not an object")
+        raise ResponseFormatError(
+            f"HTTP {status}: response is JSON but not an object", http_status=status
+        )
     code = doc.get("code")
-    if type(code) is not int:
-        raise ResponseFormatError(f"HTTP {status}: response has no integer 'code'")
     message = doc.get("message")
-    if type(message) is not str:
-        raise ResponseFormatError(f"HTTP {status}: response has no string 'message'")
     log_uuid = doc.get("logUUID")
-    if type(log_uuid) is not str:
-        raise ResponseFormatError(f"HTTP {status}: response has no string 'logUUID'")
     data = doc.get("data")
-    if data is not None and type(data) is not dict:
-        raise ResponseFormatError(f"HTTP {status}: response 'data' is not an object")
+    if type(code) is not int or type(message) is not str or type(log_uuid) is not str or (
+        data is not None and type(data) is not dict
+    ):
+        raise ResponseFormatError(
+            f"HTTP {status}: response is not the API's envelope ({_envelope_problem(doc)})",
+            http_status=status,
+        )
     return Envelope(code, message, data, log_uuid, status)
 
 
-def classify_response(status: int, content: bytes) -> Outcome:
-    """An HTTP answer as an outcome. 5xx: no answer (the server may have applied it).
-    A body that is not the envelope: no answer; after 2xx it may have been applied, after 4xx
-    the server refused the request."""
-    if status >= 500:
-        return NoAnswer(TransportError(f"HTTP {status} from server"), True, True)
+def _envelope_problem(doc: dict[str, Any]) -> str:
+    if type(doc.get("code")) is not int:
+        return "no integer 'code'"
+    if type(doc.get("message")) is not str:
+        return "no string 'message'"
+    if type(doc.get("logUUID")) is not str:
+        return "no string 'logUUID'"
+    return "'data' is not an object"
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A ``Retry-After`` header (seconds, or an HTTP date) as seconds from now, or None."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit() and len(text) <= 9:
+        return float(text)
     try:
-        return Answer(parse_envelope(status, content))
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def clock_skew(date: str | None) -> float | None:
+    """How far the server's ``Date`` header is ahead of our clock, in seconds (None if absent
+    or unreadable). Only whole seconds are in it, so only a large skew means anything."""
+    if not date:
+        return None
+    try:
+        when = parsedate_to_datetime(date)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return (when - datetime.now(timezone.utc)).total_seconds()
+
+
+def classify_response(
+    status: int, content: bytes, retry_after: str | None = None, date: str | None = None
+) -> Outcome:
+    """An HTTP answer as an outcome. 5xx: no answer (the server may have applied it). 429:
+    refused before it was applied, retry after the server's ``Retry-After``. A body that is
+    not the envelope: no answer; after 2xx it may have been applied, after 4xx the server (or
+    something in front of it, e.g. a 404 page for a wrong base URL) refused it."""
+    if status >= 500:
+        error = TransportError(f"HTTP {status} from server", http_status=status)
+        return NoAnswer(error, True, True, retry_after_seconds(retry_after))
+    if status == 429:
+        wait = retry_after_seconds(retry_after)
+        error = RateLimited("HTTP 429: rate limited by the server", retry_after=wait)
+        return NoAnswer(error, False, True, wait)
+    try:
+        envelope = parse_envelope(status, content)
     except ResponseFormatError as exc:
+        if status in (404, 405):
+            exc = ResponseFormatError(
+                f"{exc}; HTTP {status} for an API path: check the base URL "
+                f"({ENV_BASE_URL}): it should be the API's root, without the /v2/... path",
+                http_status=status,
+            )
         return NoAnswer(exc, status < 400, False)
+    if envelope.code == CODE_AUTH:
+        envelope = envelope._replace(clock_skew=clock_skew(date))
+    return Answer(envelope)
 
 
 def _decimal(data: Mapping[str, Any], name: str) -> Decimal:
@@ -370,17 +510,23 @@ def parse_token(envelope: Envelope) -> Token:
     value = _text(data, "accessToken")
     if not value or not (value.isascii() and value.isprintable()) or " " in value:
         raise ResponseFormatError("response data.accessToken is not a usable token")
-    expires = data.get("expiresIn")
-    if isinstance(expires, bool) or not isinstance(expires, (int, Decimal)) or expires < 0:
+    expires: Any = data.get("expiresIn")
+    if not (type(expires) in (int, Decimal) and 0 <= expires <= MAX_TOKEN_LIFETIME):
         raise ResponseFormatError("response data.expiresIn is not a number of seconds")
     return Token(value, float(expires))
 
 
 def parse_cashout(envelope: Envelope, trans_id: str, attempts: int) -> CashoutResult:
+    """A code-0 answer to All Cash Out: a withdrawn amount >= 0 and a balance of 0 after it.
+    Anything else is not a success we may report (the flow settles it through the query)."""
     data = _data(envelope)
-    return CashoutResult(
-        trans_id, _decimal(data, "amount"), _decimal(data, "balance"), envelope.log_uuid, attempts
-    )
+    amount = _decimal(data, "amount")
+    balance = _decimal(data, "balance")
+    if amount < 0:
+        raise ResponseFormatError("response data.amount of a cash-out is negative")
+    if balance != 0:
+        raise ResponseFormatError("response data.balance after All Cash Out is not 0")
+    return CashoutResult(trans_id, amount, balance, envelope.log_uuid, attempts)
 
 
 def parse_transaction(envelope: Envelope) -> Transaction:
@@ -396,7 +542,19 @@ def parse_transaction(envelope: Envelope) -> Transaction:
 
 
 def envelope_error(envelope: Envelope) -> APIError:
-    return from_response(envelope.code, envelope.message, envelope.log_uuid)
+    """The typed error for a non-zero code. Code 83 with our clock far from the server's says
+    so: a signature's timestamp outside the replay window fails however often it is sent."""
+    error = from_response(envelope.code, envelope.message, envelope.log_uuid)
+    skew = envelope.clock_skew
+    if skew is not None and abs(skew) > CLOCK_SKEW_LIMIT:
+        error.message += (
+            f" (this machine's clock is {abs(skew):.0f} s "
+            f"{'behind' if skew > 0 else 'ahead of'} the server's Date header, beyond the "
+            f"API's {CLOCK_SKEW_LIMIT:.0f} s replay window: fix the clock, e.g. with NTP)"
+        )
+        error.args = (error.message,)
+    error.http_status = envelope.http_status
+    return error
 
 
 # ------------------------------------------------------------------------------ token cache
@@ -504,6 +662,11 @@ class Flow(Protocol[T]):
 
     def on_wait(self) -> Step[T]: ...
 
+    def on_deadline(self) -> Raise: ...
+
+    @property
+    def trans_id(self) -> str | None: ...
+
 
 class SimpleFlow(Generic[T]):
     """An idempotent request (token, query): retry what may be transient, renew the token once
@@ -516,15 +679,19 @@ class SimpleFlow(Generic[T]):
         policy: RetryPolicy,
         parse: Callable[[Envelope], T],
         authenticated: bool,
+        budget: RetryBudget = UNLIMITED_RETRIES,
     ) -> None:
         self.path = path
         self.payload = payload
         self.policy = policy
         self.parse = parse
         self.authenticated = authenticated
+        self.budget = budget
+        self.trans_id: str | None = payload.get("transId") if authenticated else None
         self.retries = 0
         self.sent = 0
         self.renewed = False
+        self.last_error: VPSealError | None = None
 
     def _send(self, delay: float = 0.0, renew: bool = False, reason: str = "") -> Send:
         self.sent += 1
@@ -538,16 +705,25 @@ class SimpleFlow(Generic[T]):
             env = outcome.envelope
             if env.code == CODE_OK:
                 try:
-                    return Done(self.parse(env))
+                    value = self.parse(env)
                 except ResponseFormatError as exc:
                     return Raise(exc)
+                if self.retries == 0:
+                    self.budget.earn()
+                return Done(value)
             if env.code == CODE_AUTH and self.authenticated and not self.renewed:
                 self.renewed = True
                 return self._send(renew=True, reason="token refused (83): renewing it once")
             return Raise(envelope_error(env))
-        if outcome.retryable and self.retries < self.policy.max_retries:
+        self.last_error = outcome.error
+        if (
+            outcome.retryable
+            and self.retries < self.policy.max_retries
+            and self.budget.spend()
+        ):
             self.retries += 1
-            return self._send(self.policy.delay(self.retries), reason=str(outcome.error))
+            delay = self.policy.delay(self.retries, outcome.retry_after)
+            return self._send(delay, reason=str(outcome.error))
         return Raise(outcome.error)
 
     def on_auth_failure(self, error: VPSealError) -> Step[T]:
@@ -555,6 +731,10 @@ class SimpleFlow(Generic[T]):
 
     def on_wait(self) -> Step[T]:  # pragma: no cover - never waits
         raise AssertionError("SimpleFlow never asks to wait")
+
+    def on_deadline(self) -> Raise:
+        last = f" (last: {self.last_error})" if self.last_error is not None else ""
+        return Raise(DeadlineExceeded(f"POST {self.path}: the call's deadline passed{last}"))
 
 
 TOKEN_POLL = 0.05  # seconds between looks at the store while another holder fetches
@@ -568,6 +748,8 @@ class TokenFlow:
     A store that raises is bypassed (the flow fetches on its own): an outage of the store
     must not stop payments. ``refused``: the token the server just refused (code 83).
     """
+
+    trans_id = None
 
     def __init__(
         self,
@@ -629,6 +811,10 @@ class TokenFlow:
         self._unlock()
         return Raise(error)
 
+    def on_deadline(self) -> Raise:
+        self._unlock()
+        return self.fetch.on_deadline()
+
     def _unlock(self) -> None:
         if self.lock is not None and self.lock is not _STORE_FAILED:
             self._store(self.store.unlock, self.key, self.lock)
@@ -657,11 +843,18 @@ class CashoutFlow:
     before WalletLocked is raised: another submission of the same transId may hold the lock.
     """
 
-    def __init__(self, username: str, trans_id: str, policy: RetryPolicy) -> None:
+    def __init__(
+        self,
+        username: str,
+        trans_id: str,
+        policy: RetryPolicy,
+        budget: RetryBudget = UNLIMITED_RETRIES,
+    ) -> None:
         self.username = username
         self.trans_id = trans_id
         self.payload = member_payload(username, trans_id)
         self.policy = policy
+        self.budget = budget  # charged for re-sent cash-outs; settling queries are free
         self.phase = "cashout"
         self.attempts = 0  # cash-out requests sent
         self.retries = 0  # re-sends charged to the retry budget
@@ -670,6 +863,7 @@ class CashoutFlow:
         self.uncertain = False
         self.renewed = False
         self.pending: VPSealError | None = None  # the answer the query must confirm
+        self.last_error: VPSealError | None = None
 
     # -- steps
 
@@ -691,10 +885,14 @@ class CashoutFlow:
         self.query_retries = 0
         return self._query(reason=f"settling through the transaction query after: {error}")
 
-    def _retry(self, error: VPSealError) -> Step[CashoutResult]:
-        if self.retries < self.policy.max_retries:
+    def _retry(
+        self, error: VPSealError, retry_after: float | None = None
+    ) -> Step[CashoutResult]:
+        self.last_error = error
+        if self.retries < self.policy.max_retries and self.budget.spend():
             self.retries += 1
-            return self._cashout(self.policy.delay(self.retries), reason=str(error))
+            delay = self.policy.delay(self.retries, retry_after)
+            return self._cashout(delay, reason=str(error))
         if self.uncertain or isinstance(error, WalletLocked):
             # Locked to the end: none of our attempts was applied, but the lock may be held by
             # another submission of this same transId (a second process, a repeat after a
@@ -709,6 +907,14 @@ class CashoutFlow:
 
     def on_wait(self) -> Step[CashoutResult]:  # pragma: no cover - never waits
         raise AssertionError("CashoutFlow never asks to wait")
+
+    def on_deadline(self) -> Raise:
+        """The call's time is up. Any attempt that may have been applied, or a transId that a
+        query was to explain, makes the outcome unknown; otherwise nothing was applied."""
+        last = f" (last: {self.last_error})" if self.last_error is not None else ""
+        if self.uncertain or self.phase == "settle":
+            return self._unknown(f"the call's deadline passed{last}", self.last_error)
+        return Raise(DeadlineExceeded(f"cash-out: the call's deadline passed{last}"))
 
     def on_auth_failure(self, error: VPSealError) -> Step[CashoutResult]:
         if self.uncertain:
@@ -725,17 +931,20 @@ class CashoutFlow:
             if outcome.maybe_processed:
                 self.uncertain = True
             if outcome.retryable:
-                return self._retry(outcome.error)
+                return self._retry(outcome.error, outcome.retry_after)
             if self.uncertain:
                 return self._settle(outcome.error)
             return Raise(outcome.error)
         env = outcome.envelope
         if env.code == CODE_OK:
             try:
-                return Done(parse_cashout(env, self.trans_id, self.attempts))
+                result = parse_cashout(env, self.trans_id, self.attempts)
             except ResponseFormatError as exc:  # it happened, but the answer is unreadable
                 self.uncertain = True
                 return self._settle(exc)
+            if self.attempts == 1:
+                self.budget.earn()
+            return Done(result)
         error = envelope_error(env)
         if env.code == CODE_AUTH and not self.renewed:
             self.renewed = True  # the request was refused before it was applied
@@ -757,9 +966,11 @@ class CashoutFlow:
         pending = self.pending
         assert pending is not None  # _settle sets it before the first query
         if isinstance(outcome, NoAnswer):
+            self.last_error = outcome.error
             if outcome.retryable and self.query_retries < self.policy.max_retries:
                 self.query_retries += 1
-                return self._query(self.policy.delay(self.query_retries), reason=str(outcome.error))
+                delay = self.policy.delay(self.query_retries, outcome.retry_after)
+                return self._query(delay, reason=str(outcome.error))
             return self._unknown(f"the transaction query failed: {outcome.error}", outcome.error)
         env = outcome.envelope
         if env.code == CODE_OK:
@@ -788,7 +999,7 @@ class CashoutFlow:
                 return Raise(pending)  # no attempt of ours can have been applied: it stands
             if isinstance(pending, APIError) and pending.code in LEDGER_VERDICTS:
                 return Raise(pending)
-            if self.retries < self.policy.max_retries:
+            if self.retries < self.policy.max_retries and self.budget.spend():
                 self.retries += 1  # not there (yet): re-sending the same transId is safe
                 return self._cashout(
                     self.policy.delay(self.retries), reason="query found no transaction"
@@ -802,6 +1013,7 @@ class CashoutFlow:
             self.renewed = True
             return self._query(renew=True, reason="token refused (83): renewing it once")
         error = envelope_error(env)
+        self.last_error = error
         if env.code in (CODE_PENDING, CODE_INTERNAL) and (
             self.query_retries < self.policy.max_retries
         ):
@@ -813,9 +1025,11 @@ class CashoutFlow:
 # ------------------------------------------------------------------------------ logging
 
 
-def log_attempt(send: Send, outcome: Outcome, elapsed: float) -> None:
-    """One line per request: path, attempt, code and logUUID (never payload or headers)."""
+def log_attempt(send: Send, outcome: Outcome, elapsed: float, trans_id: str | None) -> None:
+    """One line per request: path, transId, attempt, code and logUUID (never a payload,
+    header, token or secret)."""
     ms = elapsed * 1000
+    tid = trans_id or "-"
     if isinstance(outcome, Answer):
         env = outcome.envelope
         level = logging.DEBUG if env.code == CODE_OK else logging.INFO
@@ -823,21 +1037,21 @@ def log_attempt(send: Send, outcome: Outcome, elapsed: float) -> None:
             return
         logger.log(
             level,
-            "POST %s attempt=%d code=%d logUUID=%s http=%d %.1fms",
-            send.path, send.attempt, env.code, env.log_uuid, env.http_status, ms,
+            "POST %s transId=%s attempt=%d code=%d logUUID=%s http=%d %.1fms",
+            send.path, tid, send.attempt, env.code, env.log_uuid, env.http_status, ms,
         )  # fmt: skip
     else:
         logger.info(
-            "POST %s attempt=%d no answer (%s; may have been applied: %s) %.1fms",
-            send.path, send.attempt, outcome.error, outcome.maybe_processed, ms,
+            "POST %s transId=%s attempt=%d no answer (%s; may have been applied: %s) %.1fms",
+            send.path, tid, send.attempt, outcome.error, outcome.maybe_processed, ms,
         )  # fmt: skip
 
 
-def log_retry(send: Send) -> None:
-    if send.reason:
-        logger.info(
-            "POST %s attempt=%d in %.3fs: %s", send.path, send.attempt, send.delay, send.reason
-        )
+def log_retry(send: Send, trans_id: str | None) -> None:
+    logger.info(
+        "POST %s transId=%s attempt=%d in %.3fs: %s",
+        send.path, trans_id or "-", send.attempt, send.delay, send.reason,
+    )  # fmt: skip
 
 
 __all__ = [

@@ -12,7 +12,14 @@ import sys
 from datetime import timedelta
 from typing import Any
 
-from vpseal._client_core import Outcome, Prepared, classify_response, maybe_sent, not_sent
+from vpseal._client_core import (
+    Outcome,
+    Prepared,
+    classify_response,
+    maybe_sent,
+    not_sent,
+    too_large,
+)
 from vpseal._http import HTTPConfig
 from vpseal.api_errors import TransportError
 from vpseal.errors import ConfigError
@@ -106,47 +113,77 @@ def _configure(builder: Any, config: HTTPConfig) -> Any:
     return builder
 
 
+def _request(client: Any, prepared: Prepared, bound: float | None) -> Any:
+    builder = client.post(prepared.url).headers(prepared.headers).body_bytes(prepared.body)
+    if bound is not None:
+        builder = builder.timeout(timedelta(seconds=bound))
+    return builder.build_streamed()  # streamed: the size limit applies before reading
+
+
+def _classify(response: Any, content: bytes) -> Outcome:
+    return classify_response(
+        response.status, content, response.get_header("retry-after"), response.get_header("date")
+    )
+
+
+def _oversized(response: Any, limit: int) -> bool:
+    length = response.get_header("content-length")
+    return length is not None and length.isdigit() and int(length) > limit
+
+
 class PyreqwestSync:
     def __init__(self, config: HTTPConfig) -> None:
         _require()
         self._http = _build(_configure(SyncClientBuilder(), config))
+        self._limit = config.max_response_bytes
 
-    def post(self, prepared: Prepared) -> Outcome:
+    def post(self, prepared: Prepared, bound: float | None) -> Outcome:
+        limit = self._limit
         try:
-            response = (
-                self._http.post(prepared.url)
-                .headers(prepared.headers)
-                .body_bytes(prepared.body)
-                .build()
-                .send()
-            )
-            content = bytes(response.bytes())
+            with _request(self._http, prepared, bound) as response:
+                if _oversized(response, limit):
+                    return too_large(response.status, limit)
+                reader = response.body_reader
+                chunks: list[bytes] = []
+                size = 0
+                while (chunk := reader.read_chunk()) is not None:
+                    size += len(chunk)
+                    if size > limit:
+                        return too_large(response.status, limit)
+                    chunks.append(bytes(chunk))
         except _exc.PyreqwestError as exc:
             return classify_exception(exc)
-        return classify_response(response.status, content)
+        return _classify(response, b"".join(chunks))
 
     def close(self) -> None:
         self._http.close()
 
 
 class PyreqwestAsync:
+    loop_bound = False  # reqwest runs on its own runtime: any event loop may await it
+
     def __init__(self, config: HTTPConfig) -> None:
         _require()
         self._http = _build(_configure(ClientBuilder(), config))
+        self._limit = config.max_response_bytes
 
-    async def post(self, prepared: Prepared) -> Outcome:
+    async def post(self, prepared: Prepared, bound: float | None) -> Outcome:
+        limit = self._limit
         try:
-            response = await (
-                self._http.post(prepared.url)
-                .headers(prepared.headers)
-                .body_bytes(prepared.body)
-                .build()
-                .send()
-            )
-            content = bytes(await response.bytes())
+            async with _request(self._http, prepared, bound) as response:
+                if _oversized(response, limit):
+                    return too_large(response.status, limit)
+                reader = response.body_reader
+                chunks: list[bytes] = []
+                size = 0
+                while (chunk := await reader.read_chunk()) is not None:
+                    size += len(chunk)
+                    if size > limit:
+                        return too_large(response.status, limit)
+                    chunks.append(bytes(chunk))
         except _exc.PyreqwestError as exc:
             return classify_exception(exc)
-        return classify_response(response.status, content)
+        return _classify(response, b"".join(chunks))
 
     async def aclose(self) -> None:
         await self._http.close()

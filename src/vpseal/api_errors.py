@@ -8,10 +8,33 @@ a key, secret, token or plaintext.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from vpseal.errors import VPSealError
 
 
-class APIError(VPSealError):
+class Attempt(NamedTuple):
+    """One request a client call made: what a support ticket needs (never a secret).
+    ``status``: HTTP status (None: no answer); ``code``: the API code (None: no envelope)."""
+
+    path: str
+    status: int | None
+    code: int | None
+    log_uuid: str | None
+    elapsed: float
+    error: str | None = None
+
+
+class CallContext:
+    """What the client adds to an error it raises: the transId of the call (if it has one),
+    the HTTP status of the last answer, and every attempt made, in order."""
+
+    trans_id: str | None = None
+    http_status: int | None = None
+    attempts: tuple[Attempt, ...] = ()
+
+
+class APIError(CallContext, VPSealError):
     """The API answered with a non-zero ``code``."""
 
     code: int = -1
@@ -156,23 +179,47 @@ def from_response(code: int, message: str | None, log_uuid: str | None) -> APIEr
     return cls(message, code=code, log_uuid=log_uuid)
 
 
-class TransportError(VPSealError):
+class TransportError(CallContext, VPSealError):
     """No answer was received: connection refused or dropped, timeout, HTTP 5xx, or retries
     exhausted before any answer. For a cash-out this is raised only when no attempt can have
     reached the server; otherwise the client raises OutcomeUnknown."""
 
+    def __init__(self, message: str, *, http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.http_status = http_status
 
-class ResponseFormatError(VPSealError):
+
+class RateLimited(TransportError):
+    """HTTP 429 until the retries ran out; ``retry_after``: the server's last ``Retry-After``
+    in seconds (None if it sent none). Rate limiting refuses a request before applying it."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message, http_status=429)
+        self.retry_after = retry_after
+
+
+class DeadlineExceeded(TransportError):
+    """The call's deadline passed before an answer settled it (for a cash-out that may have
+    been applied, the client raises OutcomeUnknown instead)."""
+
+
+class ResponseFormatError(CallContext, VPSealError):
     """The server answered, but not with the documented JSON envelope (or with data lacking a
-    documented field)."""
+    documented field, or a value out of range)."""
+
+    def __init__(self, message: str, *, http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.http_status = http_status
 
 
-class OutcomeUnknown(VPSealError):
+class OutcomeUnknown(CallContext, VPSealError):
     """A cash-out may or may not have happened and retries could not settle it.
 
     Nothing is lost: call ``check_transaction(username, trans_id)`` later, or repeat
     ``cashout(username, trans_id=trans_id)``: the same transId never cashes out twice.
     """
+
+    trans_id: str
 
     def __init__(self, trans_id: str, reason: str) -> None:
         self.trans_id = trans_id
@@ -188,14 +235,18 @@ __all__ = [
     "MESSAGES",
     "APIError",
     "AgentNotFound",
+    "Attempt",
     "AuthenticationFailed",
     "BalanceNotEnough",
+    "CallContext",
+    "DeadlineExceeded",
     "DecryptionFailed",
     "InternalServerError",
     "InvalidAccount",
     "MemberNotFound",
     "OutcomeUnknown",
     "ParametersError",
+    "RateLimited",
     "ResponseFormatError",
     "TransactionExists",
     "TransactionNotFound",
