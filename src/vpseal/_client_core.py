@@ -781,14 +781,27 @@ class TokenFlow:
             self._store(self.store.discard, self.key, self.refused)
         return self._look()
 
-    def _look(self) -> Step[Token]:
+    def _usable(self) -> Done[Token] | None:
         held = self._store(self.store.load, self.key)
         now = time.time()
         if isinstance(held, StoredToken) and held.value != self.refused and now < held.renew_at():
             return Done(Token(held.value, held.expires_at - now))
+        return None
+
+    def _look(self) -> Step[Token]:
+        usable = self._usable()
+        if usable is not None:
+            return usable
         lock = self._store(self.store.try_lock, self.key, self.lock_ttl)
         if lock is not None:
             self.lock = lock
+            if lock is not _STORE_FAILED:
+                # The previous holder may have stored its token and unlocked between our look
+                # and our lock: look again before fetching a second one.
+                usable = self._usable()
+                if usable is not None:
+                    self._unlock()
+                    return usable
             return self.fetch.start()
         if time.monotonic() >= self.deadline:
             return Raise(TransportError("no token: the holder of the store's lock stored none"))

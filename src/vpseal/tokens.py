@@ -75,7 +75,8 @@ class MemoryTokenStore:
         return self._tokens.get(key)
 
     def save(self, key: str, token: StoredToken) -> None:
-        self._tokens[key] = token
+        with self._mutex:  # never between discard's comparison and its deletion
+            self._tokens[key] = token
 
     def discard(self, key: str, value: str) -> None:
         with self._mutex:
@@ -111,6 +112,18 @@ def _encode(token: StoredToken) -> str:
     return f"{token.expires_at!r} {token.lifetime!r} {token.value}"
 
 
+def _decode(raw: Any) -> StoredToken | None:
+    """The stored token; None for a missing or unreadable entry."""
+    if raw is None:
+        return None
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+        expires, lifetime, value = [*text.split(" ", 2), "", ""][:3]
+        return StoredToken(value, float(expires), float(lifetime)) if value else None
+    except ValueError:  # UnicodeDecodeError too
+        return None
+
+
 class RedisTokenStore:
     """In Redis, shared by every process of an agent: ``RedisTokenStore("redis://host/0")`` or
     ``RedisTokenStore(client=redis.Redis(...))``. The token is a secret: use a Redis that only
@@ -136,15 +149,7 @@ class RedisTokenStore:
         return "RedisTokenStore(...)"
 
     def load(self, key: str) -> StoredToken | None:
-        raw = self._redis.get(key)
-        if raw is None:
-            return None
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
-        expires, lifetime, value = [*text.split(" ", 2), "", ""][:3]
-        try:
-            return StoredToken(value, float(expires), float(lifetime)) if value else None
-        except ValueError:
-            return None
+        return _decode(self._redis.get(key))
 
     def save(self, key: str, token: StoredToken) -> None:
         ttl_ms = int((token.expires_at - time.time()) * 1000)
@@ -152,9 +157,10 @@ class RedisTokenStore:
             self._redis.set(key, _encode(token), px=ttl_ms)
 
     def discard(self, key: str, value: str) -> None:
-        held = self.load(key)
-        if held is not None and held.value == value:
-            self._delete_if_equal(keys=[key], args=[_encode(held)])
+        raw = self._redis.get(key)
+        held = _decode(raw)
+        if held is not None and held.value == value:  # delete what was read, byte for byte
+            self._delete_if_equal(keys=[key], args=[raw])
 
     def try_lock(self, key: str, ttl: float) -> str | None:
         lock_id = secrets.token_hex(8)
