@@ -179,7 +179,7 @@ class _Base:
         """Fetching a token takes at most every attempt's timeout plus the backoff between
         them; the store's lock lasts that long, and waiting for another holder twice that."""
         policy = self._settings.retry
-        per_try = _seconds(self._http_config.timeout)
+        per_try = self._attempt_timeout or _seconds(self._http_config.timeout)
         lock_ttl = (policy.max_retries + 1) * per_try + policy.max_retries * policy.backoff_max + 1
         if self._deadline is not None:
             lock_ttl = min(lock_ttl, self._deadline + 1)
