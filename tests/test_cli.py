@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -95,8 +97,15 @@ def test_api_errors_exit_1(env_for: Sandbox, capsys: pytest.CaptureFixture[str])
 
 
 def test_unknown_outcome_exits_3_with_the_trans_id(
-    env_for: Sandbox, capsys: pytest.CaptureFixture[str]
+    env_for: Sandbox,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    fast: dict[str, Any],
 ) -> None:
+    from vpseal.client import Client
+
+    # retries with test timings: what is tested is the report, not the backoff
+    monkeypatch.setattr("vpseal.cli.Client", functools.partial(Client, **fast))
     env_for.set_member("dave", 1)
     env_for.add_fault(FaultRule("drop", paths=("/v2/members/cashout",
                                                "/v2/members/check/transactions")))  # fmt: skip
@@ -162,7 +171,8 @@ def test_interrupted_cashout_names_its_trans_id(
     env_for: Sandbox, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Ctrl-C while a request may be on its way: the (generated) transId is still reported,
-    so the cash-out can be repeated or checked instead of being lost."""
+    in one line (exit 130, as for any Ctrl-C), so the cash-out can be repeated or checked
+    instead of being lost; under --json one object that says the outcome is unknown."""
     from vpseal.client import Client
 
     sent: list[str] = []
@@ -173,9 +183,13 @@ def test_interrupted_cashout_names_its_trans_id(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(Client, "cashout", interrupted)
-    assert main(["cashout", "erin"]) == 3
-    err = capsys.readouterr().err
-    assert len(sent) == 1 and f"--trans-id {sent[0]}" in err and "OutcomeUnknown" in err
-    assert main(["cashout", "erin", "--trans-id", "MINE", "--json"]) == 3
+    assert main(["cashout", "erin"]) == 130
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert len(sent) == 1 and f"--trans-id {sent[0]}" in captured.err
+    assert "interrupted" in captured.err and "unknown" in captured.err
+    assert f"vpseal check erin {sent[0]}" in captured.err
+    assert main(["cashout", "erin", "--trans-id", "MINE", "--json"]) == 130
     doc = _json(capsys.readouterr().out)
-    assert (doc["ok"], doc["error"], doc["transId"]) == (False, "OutcomeUnknown", "MINE")
+    assert doc == {"ok": False, "error": "OutcomeUnknown", "interrupted": True,
+                   "outcome": "unknown", "transId": "MINE", "reason": "interrupted"}  # fmt: skip

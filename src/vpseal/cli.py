@@ -4,7 +4,8 @@ Credentials come only from the environment (VPSEAL_BASE_URL, VPSEAL_AGENT_ID, VP
 VPSEAL_SECRET), never from arguments: arguments end up in shell history and process lists.
 
 Exit status: 0 success, 1 the API answered an error, 2 usage or configuration, 3 the outcome of
-a cash-out is unknown (repeat it with the same --trans-id), 4 no usable answer.
+a cash-out is unknown (repeat it with the same --trans-id), 4 no usable answer, 130 interrupted
+(Ctrl-C; for a cash-out the outcome is unknown too, and its transId is reported).
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import argparse
 import contextlib
 import json
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, TextIO
+from urllib.parse import urlsplit, urlunsplit
 
-from vpseal._client_core import new_trans_id
+from vpseal._client_core import ENV_API_KEY, ENV_SECRET, new_trans_id
 from vpseal.api_errors import (
     APIError,
     BalanceNotEnough,
@@ -28,6 +31,7 @@ from vpseal.client import CashoutResult, Client, Transaction
 from vpseal.errors import ConfigError, VPSealError
 
 EXIT_OK, EXIT_API, EXIT_USAGE, EXIT_UNKNOWN, EXIT_TRANSPORT = 0, 1, 2, 3, 4
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process ended by Ctrl-C
 DEMO_USERNAME = "demo-player-001"
 DEMO_BALANCE = "2323.582"
 
@@ -65,22 +69,49 @@ def _tx_dict(tx: Transaction) -> dict[str, Any]:
     }
 
 
-def _fail(exc: VPSealError, as_json: bool, err: TextIO) -> int:
-    """Report an error; return the exit status it deserves."""
+def _redact(text: str) -> str:
+    """``text`` without the agent's API KEY or secret (as a last guard: messages and URLs
+    should never hold them), so that an error line can be pasted into a ticket."""
+    for name in (ENV_API_KEY, ENV_SECRET):
+        value = os.environ.get(name, "").strip()
+        if len(value) >= 4:
+            text = text.replace(value, "***")
+    return text
+
+
+def _shown_url(url: str) -> str:
+    """The base URL as it may be shown: no user:password@, query or fragment."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid URL>"
+    netloc = parts.netloc.rpartition("@")[2]
+    return _redact(urlunsplit((parts.scheme, netloc, parts.path, "", "")))
+
+
+def _fail(exc: VPSealError, as_json: bool, err: TextIO, base_url: str | None = None) -> int:
+    """Report an error; return the exit status it deserves. ``base_url`` (the client's) is
+    named when no usable answer came from it, so that a wrong or unreachable endpoint shows."""
+    shown = _shown_url(base_url) if base_url is not None else None
     if isinstance(exc, APIError):
-        status = EXIT_API
+        status, shown = EXIT_API, None
         doc: dict[str, Any] = {"code": exc.code, "message": exc.message, "logUUID": exc.log_uuid}
     elif isinstance(exc, OutcomeUnknown):
         status = EXIT_UNKNOWN
-        doc = {"transId": exc.trans_id, "reason": exc.reason}
+        doc = {"transId": exc.trans_id, "reason": _redact(exc.reason)}
     elif isinstance(exc, ConfigError):
-        status, doc = EXIT_USAGE, {"message": str(exc)}
+        status, shown, doc = EXIT_USAGE, None, {"message": _redact(str(exc))}
     else:
-        status, doc = EXIT_TRANSPORT, {"message": str(exc)}
+        status, doc = EXIT_TRANSPORT, {"message": _redact(str(exc))}
+    if shown is not None:
+        doc["baseURL"] = shown
     if as_json:
         print(_dumps({"ok": False, "error": type(exc).__name__, **doc}))
     else:
-        print(f"vpseal: {type(exc).__name__}: {exc}", file=err)
+        line = f"vpseal: {type(exc).__name__}: {_redact(str(exc))}"
+        if shown is not None and shown not in line:
+            line += f" (base URL {shown})"
+        print(line, file=err)
         if isinstance(exc, OutcomeUnknown):
             print(
                 f"vpseal: repeat with --trans-id {exc.trans_id} (never cashes out twice), "
@@ -90,17 +121,43 @@ def _fail(exc: VPSealError, as_json: bool, err: TextIO) -> int:
     return status
 
 
+def _interrupted(as_json: bool, trans_id: str | None = None, username: str = "") -> int:
+    """Ctrl-C: one line (or one JSON object), exit 130. For a cash-out, a request may already
+    have reached the server: its transId is reported so that it can be settled later."""
+    if trans_id is None:
+        if as_json:
+            print(_dumps({"ok": False, "error": "Interrupted", "interrupted": True}))
+        else:
+            print("vpseal: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if as_json:
+        print(_dumps({
+            "ok": False, "error": "OutcomeUnknown", "interrupted": True, "outcome": "unknown",
+            "transId": trans_id, "reason": "interrupted",
+        }))  # fmt: skip
+    else:
+        print(
+            f"vpseal: interrupted: the outcome of cash-out {trans_id} is unknown; repeat with "
+            f"--trans-id {shlex.quote(trans_id)} (never cashes out twice) or run: vpseal check "
+            f"{shlex.quote(username)} {shlex.quote(trans_id)}",
+            file=sys.stderr,
+        )
+    return EXIT_INTERRUPTED
+
+
 def _cmd_cashout(args: argparse.Namespace) -> int:
     # The transId is chosen here, not in the client, so that an interrupted run can still name
     # it: a request may already have reached the server.
     trans_id = args.trans_id if args.trans_id is not None else new_trans_id()
+    base_url = None
     try:
         with Client() as client:
+            base_url = client.base_url
             result = client.cashout(args.username, trans_id)
     except VPSealError as exc:
-        return _fail(exc, args.json, sys.stderr)
+        return _fail(exc, args.json, sys.stderr, base_url)
     except KeyboardInterrupt:
-        return _fail(OutcomeUnknown(trans_id, "interrupted"), args.json, sys.stderr)
+        return _interrupted(args.json, trans_id, args.username)
     if args.json:
         print(_dumps(_result_dict(result)))
     else:
@@ -110,11 +167,15 @@ def _cmd_cashout(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    base_url = None
     try:
         with Client() as client:
+            base_url = client.base_url
             tx = client.check_transaction(args.username, args.trans_id)
     except VPSealError as exc:
-        return _fail(exc, args.json, sys.stderr)
+        return _fail(exc, args.json, sys.stderr, base_url)
+    except KeyboardInterrupt:
+        return _interrupted(args.json)
     if args.json:
         print(_dumps(_tx_dict(tx)))
     else:
@@ -155,17 +216,19 @@ def _sandbox_config(args: argparse.Namespace) -> Any:
 def _cmd_sandbox(args: argparse.Namespace) -> int:
     from vpseal.sandbox import DEMO_API_KEY, DEMO_SECRET, Sandbox
 
-    try:
+    try:  # a bad option, port or --db file (LedgerOpenError is an OSError)
         config = _sandbox_config(args)
         sandbox = Sandbox(config)
-    except (ValueError, OSError) as exc:
+    except (ValueError, TypeError, OSError) as exc:
         print(f"vpseal sandbox: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
         sandbox.bind()
-    except OSError as exc:  # e.g. the port is taken: remove the temporary ledger too
+    except (OSError, OverflowError) as exc:  # e.g. the port is taken: remove the ledger too
         sandbox.close()
-        print(f"vpseal sandbox: {exc}", file=sys.stderr)
+        where = f"{config.host} port {config.port}"
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        print(f"vpseal sandbox: cannot listen on {where}: {reason}", file=sys.stderr)
         return EXIT_USAGE
     demo = config.api_key == DEMO_API_KEY and config.secret == DEMO_SECRET
     print(f"vpseal sandbox listening on {sandbox.base_url}")
@@ -303,6 +366,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.agent_id = DEMO_AGENT_ID
     try:
         status: int = args.func(args)
+    except KeyboardInterrupt:  # the commands that can move money report it themselves
+        print("vpseal: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # `vpseal demo | head`: the reader left; no traceback for that
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_API

@@ -8,29 +8,44 @@ default agent credentials are public demo values (``DEMO_*``): never use them an
 from __future__ import annotations
 
 from vpseal.sandbox.faults import FaultPlan, FaultRule
-from vpseal.sandbox.ledger import Ledger, LedgerTransaction, from_micros, to_micros
+from vpseal.sandbox.ledger import (
+    MAX_AMOUNT,
+    Ledger,
+    LedgerTransaction,
+    from_micros,
+    to_micros,
+)
 from vpseal.sandbox.server import (
     DEMO_AGENT_ID,
     DEMO_API_KEY,
     DEMO_SECRET,
+    MAX_FIELD,
     Agent,
+    LedgerOpenError,
     Sandbox,
     SandboxApp,
     SandboxConfig,
+    check_username,
+    valid_field,
 )
 
 __all__ = [
     "DEMO_AGENT_ID",
     "DEMO_API_KEY",
     "DEMO_SECRET",
+    "MAX_AMOUNT",
+    "MAX_FIELD",
     "Agent",
     "FaultPlan",
     "FaultRule",
     "Ledger",
+    "LedgerOpenError",
     "LedgerTransaction",
     "Sandbox",
     "SandboxApp",
     "SandboxConfig",
+    "check_username",
     "from_micros",
     "to_micros",
+    "valid_field",
 ]

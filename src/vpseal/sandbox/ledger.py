@@ -23,6 +23,12 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 MICROS = 1_000_000
+# The largest amount (in units) the ledger takes: micro-units are stored as SQLite's 64-bit
+# INTEGER (at most about 9.2e18), and a wallet balance of more than 10**12 is not plausible.
+MAX_AMOUNT_DIGITS = 12
+MAX_AMOUNT = 10**MAX_AMOUNT_DIGITS
+MAX_AMOUNT_TEXT = 64  # characters of an amount given as text
+_TOO_LARGE = f"amount must be at most 10**{MAX_AMOUNT_DIGITS} in magnitude"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS members (
@@ -47,19 +53,48 @@ CREATE INDEX IF NOT EXISTS transactions_member ON transactions (agent, username)
 
 
 def to_micros(value: Decimal | int | str) -> int:
-    """Exact micro-units of an amount with at most 6 decimals; ValueError otherwise."""
+    """Exact micro-units of an amount with at most 6 decimals and a magnitude of at most
+    MAX_AMOUNT; ValueError otherwise.
+
+    The bounds are checked on the digits and the exponent before any arithmetic, so that a
+    value such as "1e999999" is refused at once instead of being expanded into a huge integer.
+    """
     if isinstance(value, (bool, float)):
         raise ValueError("amounts must be Decimal, int or a decimal string, never float")
-    try:
-        amount = Decimal(value)
-    except (InvalidOperation, ValueError):
-        raise ValueError("amount is not a decimal number") from None
+    if isinstance(value, int):
+        if abs(value) > MAX_AMOUNT:
+            raise ValueError(_TOO_LARGE)
+        return value * MICROS
+    if isinstance(value, str):
+        if len(value) > MAX_AMOUNT_TEXT:
+            raise ValueError(f"amount is longer than {MAX_AMOUNT_TEXT} characters")
+        try:
+            amount = Decimal(value)
+        except (InvalidOperation, ValueError):
+            raise ValueError("amount is not a decimal number") from None
+    elif isinstance(value, Decimal):
+        amount = value
+    else:
+        raise ValueError("amount must be a decimal number")
     if not amount.is_finite():
         raise ValueError("amount must be finite")
-    scaled = amount.scaleb(6)
-    if scaled != scaled.to_integral_value():
+    sign, digits, exponent = amount.as_tuple()
+    assert isinstance(exponent, int)  # finite
+    significant = len(digits)
+    while significant and digits[significant - 1] == 0:  # 1.500 is 15e-1
+        significant -= 1
+        exponent += 1
+    if not significant:
+        return 0
+    if exponent < -6:
         raise ValueError("amount has more than 6 decimal places")
-    return int(scaled)
+    if exponent + significant > MAX_AMOUNT_DIGITS + 1:  # at least 10 * MAX_AMOUNT
+        raise ValueError(_TOO_LARGE)
+    # now at most MAX_AMOUNT_DIGITS + 6 digits: cheap, exact integer arithmetic
+    micros = int("".join(map(str, digits[:significant]))) * int(10 ** (exponent + 6))
+    if micros > MAX_AMOUNT * MICROS:
+        raise ValueError(_TOO_LARGE)
+    return -micros if sign else micros
 
 
 def from_micros(micros: int) -> Decimal:
@@ -261,15 +296,30 @@ class Ledger:
         """Sums for the conservation check (amounts as Decimal)."""
         where, args = ("WHERE agent=?", (agent,)) if agent is not None else ("", ())
         with self._connection() as conn:
-            members, balances = conn.execute(
-                f"SELECT COUNT(*), COALESCE(SUM(balance), 0) FROM members {where}", args
-            ).fetchone()
-            count, credits, debits, cashouts = conn.execute(
-                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN amount > 0 THEN amount END), 0), "
-                "COALESCE(SUM(CASE WHEN amount < 0 THEN -amount END), 0), "
-                f"COALESCE(SUM(kind = 'cashout'), 0) FROM transactions {where}",
-                args,
-            ).fetchone()
+            try:
+                members, balances = conn.execute(
+                    f"SELECT COUNT(*), COALESCE(SUM(balance), 0) FROM members {where}", args
+                ).fetchone()
+                count, credits, debits, cashouts = conn.execute(
+                    "SELECT COUNT(*), COALESCE(SUM(CASE WHEN amount > 0 THEN amount END), 0), "
+                    "COALESCE(SUM(CASE WHEN amount < 0 THEN -amount END), 0), "
+                    f"COALESCE(SUM(kind = 'cashout'), 0) FROM transactions {where}",
+                    args,
+                ).fetchone()
+            except sqlite3.OperationalError as exc:  # a sum beyond 64 bits: add up in Python
+                if "overflow" not in str(exc):
+                    raise
+                rows = conn.execute(f"SELECT balance FROM members {where}", args)
+                members, balances = 0, 0
+                for (balance,) in rows:
+                    members, balances = members + 1, balances + balance
+                rows = conn.execute(f"SELECT amount, kind FROM transactions {where}", args)
+                count = credits = debits = cashouts = 0
+                for amount, kind in rows:
+                    count += 1
+                    credits += max(amount, 0)
+                    debits += max(-amount, 0)
+                    cashouts += kind == "cashout"
         return {
             "members": int(members),
             "transactions": int(count),

@@ -16,14 +16,17 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import os
 import secrets
 import socket
+import sqlite3
+import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -52,8 +55,10 @@ DEMO_AGENT_ID = "vpseal-demo-agent"
 DEMO_API_KEY = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 DEMO_SECRET = "vpseal-demo-secret-NOT-FOR-PRODUCTION"
 
-MAX_FIELD = 64
+MAX_FIELD = 64  # characters of a username or transId (longer ones: code 11)
 MAX_BODY = 1 << 20
+MAX_SECONDS = 600.0  # the longest lock_hold
+MAX_TOKEN_TTL = 366 * 24 * 3600.0  # a year: tokens expire in ms, an int
 Repeat = Literal["same-result", "code-3"]
 
 
@@ -167,6 +172,24 @@ class Tokens:
 # ------------------------------------------------------------------------------ the application
 
 
+def valid_field(value: object) -> bool:
+    """The API's rule for a username or transId: a string of 1 to MAX_FIELD characters that
+    is not all blank. Requests that break it get code 11; the admin endpoint refuses it too."""
+    return isinstance(value, str) and bool(value.strip()) and len(value) <= MAX_FIELD
+
+
+def check_username(value: object) -> str:
+    """``value`` if it is a username the API accepts (``valid_field``); ValueError otherwise."""
+    if not valid_field(value):
+        shown = f"{len(value)} characters" if isinstance(value, str) else type(value).__name__
+        raise ValueError(
+            f"username must be a string of 1 to {MAX_FIELD} characters, not blank "
+            f"(the API's limit), got {shown}"
+        )
+    assert isinstance(value, str)
+    return value
+
+
 class Reply:
     """What to do with a request: answer (status, body) or drop the connection."""
 
@@ -221,9 +244,17 @@ class SandboxApp:
 
     # -- entry point
 
-    def handle(self, path: str, headers: Mapping[str, str], body: bytes) -> Reply:
+    def handle(
+        self,
+        path: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        drop: Callable[[], None] | None = None,
+    ) -> Reply:
+        """The reply to one request. ``drop`` closes the connection at once (a "drop" fault in
+        the "locked" phase calls it and carries on); without it the reply is a drop."""
         self.count(f"requests {path}")
-        faults = self.faults.draw(path)
+        faults = self.faults.draw(path, ("before", "after"))
         early = self._fault_reply(faults, "before")
         if early is not None:
             return early
@@ -233,16 +264,18 @@ class SandboxApp:
             else:
                 agent, payload = self._open(headers, body)
                 if path == CASHOUT:
-                    data = self._cashout(agent, payload, faults)
+                    data = self._cashout(agent, payload, faults, drop)
                 else:
                     data = self._query(agent, payload)
         except _Answer as answer:
             self.count(f"code {answer.code}")
-            late = self._fault_reply(faults, "after")
-            return late if late is not None else Reply(200, envelope(answer.code))
-        self.count("code 0")
-        late = self._fault_reply(faults, "after")
-        return late if late is not None else Reply(200, envelope(0, data))
+            reply = self._fault_reply(faults, "after") or Reply(200, envelope(answer.code))
+        else:
+            self.count("code 0")
+            reply = self._fault_reply(faults, "after") or Reply(200, envelope(0, data))
+        if any(rule.kind == "drop" and rule.phase == "locked" for rule in faults):
+            return Reply(drop=True)  # the connection was closed while the wallet was locked
+        return reply
 
     def _fault_reply(self, faults: list[FaultRule], phase: str) -> Reply | None:
         for rule in in_phase(faults, phase):
@@ -306,13 +339,17 @@ class SandboxApp:
     def _fields(payload: Mapping[str, Any]) -> tuple[str, str]:
         username, trans_id = payload.get("username"), payload.get("transId")
         for value in (username, trans_id):
-            if not isinstance(value, str) or not value.strip() or len(value) > MAX_FIELD:
+            if not valid_field(value):
                 raise _Answer(11)
         assert isinstance(username, str) and isinstance(trans_id, str)
         return username, trans_id
 
     def _cashout(
-        self, agent: str, payload: Mapping[str, Any], faults: list[FaultRule]
+        self,
+        agent: str,
+        payload: Mapping[str, Any],
+        faults: list[FaultRule],
+        drop: Callable[[], None] | None,
     ) -> dict[str, Any]:
         username, trans_id = self._fields(payload)
         existing = self.ledger.find(agent, trans_id)
@@ -329,9 +366,14 @@ class SandboxApp:
             self._locked.add(wallet)
             self._inflight.add(tx_key)
         try:
-            for rule in in_phase(faults, "locked"):
+            for rule in self.faults.draw(CASHOUT, ("locked",)):
                 self.count(f"fault {rule.kind} locked")
-                time.sleep(rule.seconds)
+                if rule.kind == "drop":  # the client loses its answer; the cash-out goes on
+                    faults.append(rule)
+                    if drop is not None:
+                        drop()
+                else:
+                    time.sleep(rule.seconds)
             if self.config.lock_hold:
                 time.sleep(self.config.lock_hold)
             outcome = self.ledger.cashout(agent, username, trans_id)
@@ -430,17 +472,21 @@ class _Handler(BaseHTTPRequestHandler):
                     self._write(404, envelope(11))
                     return
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                reply = sandbox.app.handle(url.path, headers, body)
+                reply = sandbox.app.handle(url.path, headers, body, self._drop)
             except Exception:  # never leak a traceback to the client; answer code 7
                 logger.exception("sandbox failed on %s", url.path)
                 self._write(200, envelope(7))
                 return
         if reply.drop:
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
+            self._drop()
             return
         self._write(reply.status, reply.body, reply.content_type)
+
+    def _drop(self) -> None:
+        """Close the connection without an answer (a "drop" fault)."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)
@@ -465,6 +511,15 @@ class _Server(ThreadingHTTPServer):
         self.sandbox = sandbox
         super().__init__(address, _Handler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that closes or resets its connection (a kept-alive one it no longer needs,
+        or one it gave up on) is normal: one debug line. Anything else is a sandbox bug."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            logger.debug("client %s closed its connection (%s)", client_address, type(exc).__name__)
+        else:
+            logger.error("sandbox failed on a request from %s", client_address, exc_info=exc)
+
 
 # ------------------------------------------------------------------------------ the sandbox
 
@@ -488,6 +543,7 @@ class Sandbox:
             if not hasattr(config, name):
                 raise TypeError(f"unknown sandbox option {name!r}")
             setattr(config, name, value)
+        _check_config(config)
         self.config = config
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         if config.db is None:
@@ -496,10 +552,25 @@ class Sandbox:
         else:
             db_path = config.db
         self.db_path = Path(db_path)
-        self.ledger = Ledger(db_path)
-        self.app = SandboxApp(config, self.ledger)
-        for username, balance in config.members.items():
-            self.set_member(username, balance)
+        try:
+            self.ledger = Ledger(db_path)
+        except sqlite3.Error as exc:
+            self._cleanup()
+            raise LedgerOpenError(db_path, exc) from exc
+        except BaseException:
+            self._cleanup()
+            raise
+        try:
+            self.app = SandboxApp(config, self.ledger)
+            for username, balance in config.members.items():
+                try:
+                    self.set_member(username, balance)
+                except ValueError as exc:
+                    raise ValueError(f"member {str(username)[:MAX_FIELD]!r}: {exc}") from None
+        except BaseException:
+            self.ledger.close()
+            self._cleanup()
+            raise
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._busy = 0
@@ -552,6 +623,9 @@ class Sandbox:
         with self._busy_cond:
             self._busy_cond.wait_for(lambda: self._busy == 0, timeout=wait)
         self.ledger.close()
+        self._cleanup()
+
+    def _cleanup(self) -> None:
         if self._tempdir is not None:
             self._tempdir.cleanup()
             self._tempdir = None
@@ -616,8 +690,12 @@ class Sandbox:
         blocked: bool = False,
         agent: str | None = None,
     ) -> None:
+        """Create or update a member. ValueError for a username the API would refuse (see
+        ``valid_field``) or a balance that is negative, has more than 6 decimal places or is
+        implausibly large (see ``to_micros``)."""
+        micros = to_micros(balance)
         self.ledger.set_member(
-            agent or self.config.agent_id, username, to_micros(balance), blocked=blocked
+            agent or self.config.agent_id, check_username(username), micros, blocked=blocked
         )
 
     def balance(self, username: str, agent: str | None = None) -> Decimal | None:
@@ -654,27 +732,38 @@ class Sandbox:
     # -- admin HTTP endpoint
 
     def admin(self, method: str, path: str, query: str, body: bytes) -> tuple[int, bytes]:
+        """(HTTP status, JSON body) for an admin request; an error is {"error": one line}."""
         try:
             return 200, _json(self._admin(method, path, parse_qs(query), body)).encode("utf-8")
         except LookupError as exc:
             return 404, _json({"error": str(exc)}).encode("utf-8")
         except (ValueError, TypeError) as exc:
             return 400, _json({"error": str(exc)}).encode("utf-8")
+        except Exception as exc:
+            logger.exception("sandbox admin request %s %s failed", method, path)
+            return 500, _json({"error": f"internal error: {type(exc).__name__}"}).encode("utf-8")
 
     def _admin(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> Any:
-        doc: Any = json.loads(body, parse_float=Decimal) if body.strip() else {}
+        doc: Any = (
+            json.loads(body, parse_float=Decimal, parse_int=_json_int) if body.strip() else {}
+        )
         agent = query.get("agent", [self.config.agent_id])[0]
         if path == "/_admin/members" and method == "POST":
             items = doc if isinstance(doc, list) else [doc]
-            for item in items:
-                if not isinstance(item, dict) or not isinstance(item.get("username"), str):
+            members = []
+            for item in items:  # all checked before any is written
+                if not isinstance(item, dict) or "username" not in item:
                     raise ValueError('expected {"username": str, "balance": number}')
-                balance = item.get("balance", 0)
-                if isinstance(balance, float):
-                    raise ValueError("balance must be a decimal number")
-                self.set_member(
-                    item["username"], balance, blocked=bool(item.get("blocked")), agent=agent
-                )
+                username = check_username(item["username"])
+                try:
+                    micros = to_micros(item.get("balance", 0))
+                except ValueError as exc:
+                    raise ValueError(f"balance of {username!r}: {exc}") from None
+                if micros < 0:
+                    raise ValueError(f"balance of {username!r} must be >= 0")
+                members.append((username, from_micros(micros), bool(item.get("blocked"))))
+            for username, amount, blocked in members:
+                self.set_member(username, amount, blocked=blocked, agent=agent)
             return {"ok": True, "members": len(items)}
         if path.startswith("/_admin/members/") and method == "GET":
             username = path[len("/_admin/members/") :]
@@ -690,7 +779,9 @@ class Sandbox:
             return result
         if path == "/_admin/faults":
             if method == "POST":
-                items = doc if isinstance(doc, list) else doc.get("rules", [doc])
+                items = doc.get("rules", [doc]) if isinstance(doc, dict) else doc
+                if not isinstance(items, list):
+                    raise ValueError('expected a fault rule, a list of them or {"rules": [...]}')
                 rules = [FaultRule.from_dict(item) for item in items]
                 if query.get("mode", ["replace"])[0] == "add":
                     for rule in rules:
@@ -706,6 +797,43 @@ class Sandbox:
         if path == "/_admin/stats" and method == "GET":
             return self.stats()
         raise LookupError(f"no admin endpoint {method} {path}")
+
+
+def _json_int(text: str) -> int | Decimal:
+    """A JSON integer: an int, or a Decimal when it is too long for one (then refused where
+    an amount or a count is checked, instead of by int()'s digit limit)."""
+    return int(text) if len(text) <= 40 else Decimal(text)
+
+
+class LedgerOpenError(OSError):
+    """The ledger file cannot be opened (missing directory, no permission, not a database)."""
+
+    def __init__(self, path: str, cause: sqlite3.Error) -> None:
+        self.path = path
+        reason = str(cause)
+        parent = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(parent):
+            reason = f"directory {parent} does not exist"
+        elif os.path.isdir(path):
+            reason = "it is a directory"
+        super().__init__(f"cannot open the ledger {path}: {reason}")
+
+
+def _check_config(config: SandboxConfig) -> None:
+    """ValueError naming the first option that cannot work (before anything is opened)."""
+    port = config.port
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ValueError(f"port must be 0-65535 (0: any free port), got {port!r}")
+    for name, low, high in (("token_ttl", 0.001, MAX_TOKEN_TTL), ("lock_hold", 0.0, MAX_SECONDS)):
+        value = getattr(config, name)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok or not math.isfinite(value) or not low <= value <= high:
+            raise ValueError(f"{name} must be a number of seconds within [{low:g}, {high:.0f}]")
+    if config.repeat not in ("same-result", "code-3"):
+        raise ValueError("repeat must be 'same-result' or 'code-3'")
+    for rule in config.faults:
+        if not isinstance(rule, FaultRule):
+            raise TypeError("faults must be FaultRule objects")
 
 
 def _tx_json(tx: LedgerTransaction) -> dict[str, Any]:
