@@ -29,6 +29,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar, Union
 from urllib.parse import urlsplit
 
+from vpseal.amounts import parse_amount
 from vpseal.api_errors import (
     APIError,
     DeadlineExceeded,
@@ -376,7 +377,8 @@ def parse_envelope(status: int, content: bytes) -> Envelope:
     """The envelope of a response body, or ResponseFormatError saying what is wrong."""
     try:
         doc = _decode_json(content.decode("utf-8"))
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+    except (ValueError, RecursionError, ArithmeticError) as exc:  # UnicodeDecodeError too;
+        # ArithmeticError: a number beyond Decimal's range (1e99999999999999999999)
         why = "has a duplicate key" if "duplicate key" in str(exc) else "is not JSON"
         raise ResponseFormatError(
             f"HTTP {status}: response body {why} ({len(content)} bytes)", http_status=status
@@ -469,13 +471,8 @@ def classify_response(
 
 
 def _decimal(data: Mapping[str, Any], name: str) -> Decimal:
-    value = data.get(name)
-    kind = type(value)
-    if kind is Decimal:
-        return value  # type: ignore[return-value]
-    if kind is int:
-        return Decimal(value)  # type: ignore[arg-type]
-    raise ResponseFormatError(f"response data.{name} is not a number")
+    """An amount of the answer: exact, finite, at most 6 places, |x| < 10**15 (amounts.py)."""
+    return parse_amount(data.get(name), name)
 
 
 def _text(data: Mapping[str, Any], name: str) -> str:
