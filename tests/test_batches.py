@@ -14,6 +14,7 @@ from _envelope_helpers import (
     PREFIX,
     SCHEMES,
     SUFFIX,
+    WINDOW_ONLY,
     assert_error,
     creds,
     fresh_nonce,
@@ -43,11 +44,11 @@ def test_open_many_of_seal_many_gives_payloads_back(
     sealer, opener = creds(seal_backend, scheme), creds(open_backend, scheme)
     sealed = vpseal.seal_many(sealer, items)
     assert len(sealed) == len(items)
-    opened = vpseal.open_many(opener, sealed)
+    opened = vpseal.open_many(opener, sealed, guard=WINDOW_ONLY)
     assert [o.payload for o in opened] == items  # type: ignore[union-attr]
     # and each equals what a single call gives
     for request, result in zip(sealed, opened, strict=True):
-        single = vpseal.open_request(opener, request.headers, request.body)
+        single = vpseal.open_request(opener, request.headers, request.body, guard=WINDOW_ONLY)
         assert isinstance(result, vpseal.OpenedRequest)
         assert single == result
         assert (result.agent_id, result.nonce) == (AGENT, request.headers["x-nonce"])
@@ -75,23 +76,26 @@ def test_seal_many_matches_single_seals(backend: str, scheme: str) -> None:
         assert h["x-signature"] == want
     # single-call sealed requests open in a batch, batch-sealed ones singly
     mixed = [single, *sealed]
-    opened = vpseal.open_many(c, mixed)
+    opened = vpseal.open_many(c, mixed, guard=WINDOW_ONLY)
     assert [o.payload for o in opened] == [items[0], *items]  # type: ignore[union-attr]
-    assert vpseal.open_request(c, sealed[7].headers, sealed[7].body).payload == items[7]
+    assert (
+        vpseal.open_request(c, sealed[7].headers, sealed[7].body, guard=WINDOW_ONLY).payload
+        == items[7]
+    )
 
 
 def test_empty_batches(backend: str) -> None:
     c = creds(backend)
     assert vpseal.seal_many(c, []) == []
-    assert vpseal.open_many(c, []) == []
-    assert vpseal.open_many(c, iter([])) == []
+    assert vpseal.open_many(c, [], guard=WINDOW_ONLY) == []
+    assert vpseal.open_many(c, iter([]), guard=WINDOW_ONLY) == []
 
 
 def test_batch_accepts_bytes_generators_and_tuples(backend: str, scheme: str) -> None:
     c = creds(backend, scheme)
     sealed = vpseal.seal_many(c, (p for p in [b'{"a":1.50}', {"b": [True]}]))
     pairs = ((s.headers, s.body) for s in sealed)
-    opened = vpseal.open_many(c, pairs)
+    opened = vpseal.open_many(c, pairs, guard=WINDOW_ONLY)
     assert [o.payload for o in opened] == [{"a": vpseal_decimal("1.50")}, {"b": [True]}]  # type: ignore[union-attr]
 
 
@@ -167,13 +171,13 @@ def _check_slots(results: list[Any], expected: list[Any]) -> None:
 def test_bad_requests_only_spoil_their_slots(backend: str, scheme: str) -> None:
     c = creds(backend, scheme)
     requests, expected = _bad_and_good(c, scheme)
-    results = vpseal.open_many(c, requests)
+    results = vpseal.open_many(c, requests, guard=WINDOW_ONLY)
     _check_slots(results, expected)
     # same verdicts one by one
     for request, result in zip(requests, results, strict=True):
         try:
             headers, body = request
-            single: Any = vpseal.open_request(c, headers, body)
+            single: Any = vpseal.open_request(c, headers, body, guard=WINDOW_ONLY)
         except vpseal.VPSealError as exc:
             single = exc
         except (TypeError, ValueError):
@@ -205,7 +209,7 @@ def test_keyring_several_agents_in_one_batch(backend: str) -> None:
     # one request of an agent that is not in the ring, in the middle
     stranger = creds(backend, agent="stranger")
     sealed.insert(13, vpseal.seal_request(stranger, {"i": "x"}))
-    results = vpseal.open_many(ring, sealed)
+    results = vpseal.open_many(ring, sealed, guard=WINDOW_ONLY)
     assert len(results) == 31
     assert_error(results.pop(13), vpseal.RequestFormatError, 11)
     for result, payload in zip(results, payloads_in, strict=True):
@@ -215,7 +219,7 @@ def test_keyring_several_agents_in_one_batch(backend: str) -> None:
     # a batch sealed by seal_many per agent, interleaved
     batches = [vpseal.seal_many(c, [{"n": n, "who": c.agent_id} for n in range(5)]) for c in (a, b)]
     interleaved = [r for pair in zip(*batches, strict=True) for r in pair]
-    results = vpseal.open_many(ring, interleaved)
+    results = vpseal.open_many(ring, interleaved, guard=WINDOW_ONLY)
     assert [r.payload["who"] for r in results] == [AGENT, OTHER_AGENT] * 5  # type: ignore[union-attr]
     assert [r.payload["n"] for r in results] == [n for n in range(5) for _ in (0, 1)]  # type: ignore[union-attr]
 
@@ -294,7 +298,7 @@ def test_guard_in_batch_across_agents(backend: str) -> None:
 def test_large_batch(backend: str, scheme: str) -> None:
     c = creds(backend, scheme)
     items = [{"i": i, "blob": "x" * (i % 7000)} for i in range(600)]
-    opened = vpseal.open_many(c, vpseal.seal_many(c, items))
+    opened = vpseal.open_many(c, vpseal.seal_many(c, items), guard=WINDOW_ONLY)
     assert [o.payload for o in opened] == items  # type: ignore[union-attr]
 
 
@@ -316,7 +320,7 @@ def test_keyring_batch_of_many_agents_is_one_engine_call(
         return original(items)
 
     monkeypatch.setattr(engine_class, "open_batch", staticmethod(counting))
-    opened = vpseal.open_many(ring, requests)
+    opened = vpseal.open_many(ring, requests, guard=WINDOW_ONLY)
     assert calls == [12]
     assert [o.payload for o in opened] == [{"n": i} for i in range(12)]  # type: ignore[union-attr]
     assert [o.agent_id for o in opened] == [f"agent{1 + i % 3}" for i in range(12)]  # type: ignore[union-attr]

@@ -28,6 +28,7 @@ from _envelope_helpers import (
     SCHEMES,
     SEED_PAYLOAD,
     SUFFIX,
+    WINDOW_ONLY,
     assert_error,
     assert_no_leak,
     big_payloads,
@@ -65,7 +66,7 @@ def _roundtrip(
     sealer = creds(seal_backend, scheme)
     opener = creds(open_backend, scheme)
     sealed = vpseal.seal_request(sealer, payload)
-    opened = vpseal.open_request(opener, sealed.headers, sealed.body)
+    opened = vpseal.open_request(opener, sealed.headers, sealed.body, guard=WINDOW_ONLY)
     assert opened.payload == payload
     assert opened.agent_id == AGENT
     assert opened.nonce == sealed.headers["x-nonce"]
@@ -90,7 +91,8 @@ def test_process_wide_engine_follows_env(scheme: str) -> None:
         explicit = creds(name, scheme)
         for sealer, opener in ((default, explicit), (explicit, default)):
             sealed = vpseal.seal_request(sealer, SEED_PAYLOAD, iv=bytes(12), nonce="0" * 32)
-            assert vpseal.open_request(opener, sealed.headers, sealed.body).payload == SEED_PAYLOAD
+            opened = vpseal.open_request(opener, sealed.headers, sealed.body, guard=WINDOW_ONLY)
+            assert opened.payload == SEED_PAYLOAD
         fixed = {"iv": bytes(12), "nonce": "0" * 32, "timestamp_ms": 1}
         a = vpseal.seal_request(default, SEED_PAYLOAD, **fixed)
         b = vpseal.seal_request(explicit, SEED_PAYLOAD, **fixed)
@@ -134,7 +136,7 @@ def test_cross_backend_fixed_payloads(seal_backend: str, open_backend: str, sche
 def test_amounts_come_back_as_decimal(backend: str) -> None:
     c = creds(backend)
     sealed = vpseal.seal_request(c, b'{"amount":2323.582,"balance":0,"neg":-1.5e3,"n":[0.1]}')
-    payload = vpseal.open_request(c, sealed.headers, sealed.body).payload
+    payload = vpseal.open_request(c, sealed.headers, sealed.body, guard=WINDOW_ONLY).payload
     assert payload == {
         "amount": Decimal("2323.582"),
         "balance": 0,
@@ -156,7 +158,9 @@ def test_decimal_written_exactly(backend: str) -> None:
     plaintext = ("{" + text + "}").encode()
     body, _ = ref_seal(KEY, AGENT, "transfer", plaintext, "1", "0" * 32, bytes(12))
     assert sealed.body == body
-    opened = vpseal.open_request(c, sealed.headers, sealed.body).payload
+    opened = vpseal.open_request(
+        c, sealed.headers, sealed.body, guard=WINDOW_ONLY, now_ms=1
+    ).payload
     for key, value in payload.items():
         assert opened[key] == value and str(opened[key]) == str(value)
 
@@ -166,7 +170,8 @@ def test_bytes_payload_sent_as_is(backend: str, scheme: str) -> None:
     c = creds(backend, scheme)
     sealed = vpseal.seal_request(c, raw, iv=bytes(12), nonce="a" * 32, timestamp_ms=5)
     assert sealed.body == ref_seal(KEY, AGENT, scheme, raw, "5", "a" * 32, bytes(12))[0]
-    assert vpseal.open_request(c, sealed.headers, sealed.body).payload == {
+    opened = vpseal.open_request(c, sealed.headers, sealed.body, guard=WINDOW_ONLY, now_ms=5)
+    assert opened.payload == {
         "pretty": [1, Decimal("2.50"), "x"]
     }
 
@@ -289,7 +294,10 @@ def test_known_answer(backend: str, scheme: str, payload: Any, plaintext: bytes)
         "x-signature": sig,
     }
     assert wire.startswith("G0ZMDELeJwx+7JcI")  # the docs' example IV
-    assert vpseal.open_request(creds(backend, scheme), sealed.headers, body).payload == payload
+    opened = vpseal.open_request(
+        creds(backend, scheme), sealed.headers, body, guard=WINDOW_ONLY, now_ms=ts
+    )
+    assert opened.payload == payload
 
 
 @pytest.mark.parametrize("size", [1, 15, 16, 17, 5119, 5120, 5121, 65_537, 300_000])
@@ -386,7 +394,7 @@ def test_slow_path_opens_when_signed_over_exact_bytes(backend: str, scheme: str)
         headers = resign(sealed.headers, body, scheme)
         if scheme == "pipe":  # only the wire string is signed: the original signature holds
             assert headers["x-signature"] == sealed.headers["x-signature"], name
-        opened = vpseal.open_request(c, headers, body)
+        opened = vpseal.open_request(c, headers, body, guard=WINDOW_ONLY)
         assert opened.payload == SEED_PAYLOAD, name
 
 
@@ -394,7 +402,9 @@ def test_slow_path_transfer_signature_covers_exact_bytes(backend: str) -> None:
     c = creds(backend, "transfer")
     sealed = _sealed_with_slash(c)
     for name, body in _respellings(sealed.body):
-        result = outcome(lambda body=body: vpseal.open_request(c, sealed.headers, body))
+        result = outcome(
+            lambda body=body: vpseal.open_request(c, sealed.headers, body, guard=WINDOW_ONLY)
+        )
         assert type(result) is vpseal.SignatureError, name
         assert_error(result, vpseal.SignatureError, 83)
 
@@ -403,7 +413,7 @@ def test_slow_path_pipe_respelling_keeps_signature(backend: str) -> None:
     c = creds(backend, "pipe")
     sealed = _sealed_with_slash(c)
     for name, body in _respellings(sealed.body):
-        opened = vpseal.open_request(c, sealed.headers, body)
+        opened = vpseal.open_request(c, sealed.headers, body, guard=WINDOW_ONLY)
         assert opened.payload == SEED_PAYLOAD, name
 
 
@@ -438,7 +448,7 @@ def test_slow_path_wrong_shapes_are_format_errors(backend: str, scheme: str, sha
         headers["x-signature"] = hashlib.sha256(
             (AGENT + headers["x-timestamp"] + headers["x-nonce"]).encode() + body
         ).hexdigest()
-    result = outcome(lambda: vpseal.open_request(c, headers, body))
+    result = outcome(lambda: vpseal.open_request(c, headers, body, guard=WINDOW_ONLY))
     assert_error(result, vpseal.RequestFormatError, 11)
 
 
@@ -446,7 +456,8 @@ def test_slow_path_body_as_str_and_bytearray(backend: str, scheme: str) -> None:
     c = creds(backend, scheme)
     sealed = vpseal.seal_request(c, SEED_PAYLOAD)
     for body in (sealed.body.decode(), bytearray(sealed.body), memoryview(sealed.body)):
-        assert vpseal.open_request(c, sealed.headers, body).payload == SEED_PAYLOAD
+        opened = vpseal.open_request(c, sealed.headers, body, guard=WINDOW_ONLY)
+        assert opened.payload == SEED_PAYLOAD
 
 
 # -- Credentials --------------------------------------------------------------------------------
@@ -475,7 +486,8 @@ def test_credentials_key_forms_are_equivalent(backend: str) -> None:
     sealed = vpseal.seal_request(sealer, SEED_PAYLOAD)
     for key in (KEY_HEX, KEY_HEX.upper(), f"  {KEY_HEX}\n", bytearray(KEY)):
         other = creds(backend, key=key)
-        assert vpseal.open_request(other, sealed.headers, sealed.body).payload == SEED_PAYLOAD
+        opened = vpseal.open_request(other, sealed.headers, sealed.body, guard=WINDOW_ONLY)
+        assert opened.payload == SEED_PAYLOAD
 
 
 BAD_AGENT_IDS = ["", " ", "agent one", " agent", "agent\t", "agént", "agent\n", "a\x00b", "代理"]
@@ -619,7 +631,7 @@ def test_any_mapping_payload(backend: str, wrap: Any) -> None:
     c = creds(backend)
     payload = {"username": "player001", "amount": Decimal("1.25")}
     sealed = vpseal.seal_request(c, wrap(payload))
-    assert vpseal.open_request(c, sealed.headers, sealed.body).payload == payload
+    assert vpseal.open_request(c, sealed.headers, sealed.body, guard=WINDOW_ONLY).payload == payload
 
 
 def test_dict_subclass_payload(backend: str) -> None:
@@ -648,10 +660,10 @@ def test_payload_error_hierarchy() -> None:
 def test_opened_request_repr_hides_payload(backend: str) -> None:
     c = creds(backend)
     sealed = vpseal.seal_request(c, {"username": "SECRET-PLAYER-7f3a"})
-    opened = vpseal.open_request(c, sealed.headers, sealed.body)
+    opened = vpseal.open_request(c, sealed.headers, sealed.body, guard=WINDOW_ONLY)
     assert "SECRET-PLAYER-7f3a" not in repr(opened)
     assert "SECRET-PLAYER-7f3a" not in repr(sealed)
-    assert opened == vpseal.open_request(c, sealed.headers, sealed.body)
+    assert opened == vpseal.open_request(c, sealed.headers, sealed.body, guard=WINDOW_ONLY)
 
 
 def test_keyring_mapping(backend: str) -> None:
@@ -665,9 +677,9 @@ def test_keyring_mapping(backend: str) -> None:
         ring.add("not credentials")  # type: ignore[arg-type]
     for c, payload in ((a, {"who": "a"}), (b, {"who": "b"})):
         sealed = vpseal.seal_request(c, payload)
-        opened = vpseal.open_request(ring, sealed.headers, sealed.body)
+        opened = vpseal.open_request(ring, sealed.headers, sealed.body, guard=WINDOW_ONLY)
         assert opened.payload == payload and opened.agent_id == c.agent_id
     # a plain dict of agent id -> Credentials works as a keyring too
     sealed = vpseal.seal_request(b, {"who": "b"})
-    opened = vpseal.open_request({OTHER_AGENT: b}, sealed.headers, sealed.body)
+    opened = vpseal.open_request({OTHER_AGENT: b}, sealed.headers, sealed.body, guard=WINDOW_ONLY)
     assert opened.payload == {"who": "b"}

@@ -23,6 +23,7 @@ from _envelope_helpers import (
     PREFIX,
     SCHEMES,
     SUFFIX,
+    WINDOW_ONLY,
     assert_error,
     assert_no_leak,
     check,
@@ -47,6 +48,10 @@ D84 = (vpseal.DecryptionError, 84)
 
 
 def _open(keys: Any, headers: Any, body: Any, **kw: Any) -> Any:
+    """open_request's result or error; the guard is WINDOW_ONLY unless kw names one (these
+    requests are fresh, so the window never decides; the nonce check would, as most cases
+    open one request many times)."""
+    kw.setdefault("guard", WINDOW_ONLY)
     return outcome(lambda: vpseal.open_request(keys, headers, body, **kw))
 
 
@@ -114,7 +119,7 @@ def test_every_header_change(backend: str, scheme: str) -> None:
         except AssertionError as exc:
             raise AssertionError(f"{name}={value!r}: {exc}") from None
     # nothing above consumed anything: the untouched request still opens
-    assert vpseal.open_request(c, sealed.headers, sealed.body).payload == PAYLOAD
+    assert vpseal.open_request(c, sealed.headers, sealed.body, guard=WINDOW_ONLY).payload == PAYLOAD
 
 
 def test_agent_changed_to_another_known_agent(backend: str, scheme: str) -> None:
@@ -205,7 +210,7 @@ def test_random_body_byte_change(data: st.DataObject, backend: str, scheme: str,
     i = data.draw(st.integers(0, len(body) - 1))
     byte = data.draw(st.integers(0, 255).filter(lambda b: b != body[i]))
     changed = body[:i] + bytes([byte]) + body[i + 1 :]
-    kw = {"guard": vpseal.ReplayGuard()} if guard else {}
+    kw = {"guard": vpseal.ReplayGuard() if guard else WINDOW_ONLY}
     check(_open(c, sealed.headers, changed, **kw), expected_for_body(scheme, body, changed))
 
 
@@ -395,7 +400,7 @@ def test_oversized_body_with_small_max_body(backend: str, scheme: str) -> None:
     c = creds(backend, scheme)
     sealed = vpseal.seal_request(c, PAYLOAD)
     n = len(sealed.body)
-    opened = vpseal.open_request(c, sealed.headers, sealed.body, max_body=n)
+    opened = vpseal.open_request(c, sealed.headers, sealed.body, max_body=n, guard=WINDOW_ONLY)
     assert opened.payload == PAYLOAD
     result = _open(c, sealed.headers, sealed.body, max_body=n - 1)
     assert_error(result, vpseal.RequestFormatError, 11, SECRETS)
@@ -429,6 +434,37 @@ def test_non_json_number_tokens_in_plaintext(backend: str, plaintext: bytes) -> 
     assert_error(result, vpseal.RequestFormatError, 11)
 
 
+BEYOND_DECIMAL = [b"1e99999999999999999999", b"-1e-99999999999999999999"]
+
+
+@pytest.mark.parametrize("number", BEYOND_DECIMAL, ids=["huge", "tiny"])
+def test_number_beyond_decimal_range_in_body(backend: str, scheme: str, number: bytes) -> None:
+    """A JSON number whose exponent Decimal cannot hold makes Decimal raise InvalidOperation.
+    In a body (slow path, parsed before any signature check: no key needed) that is code 11,
+    in open_request and in its own slot of open_many, never a decimal exception."""
+    c = creds(backend, scheme)
+    sealed = vpseal.seal_request(c, PAYLOAD)
+    for body in (
+        b'{"cipherText":' + number + b"}",
+        b'{"cipherText":"' + wire_of(sealed.body).encode() + b'","n":' + number + b"}",
+        b"[" + number + b"]",
+    ):
+        assert_error(_open(c, sealed.headers, body), vpseal.RequestFormatError, 11)
+        other = vpseal.seal_request(c, PAYLOAD)
+        results = vpseal.open_many(
+            c, [(sealed.headers, body), other], guard=vpseal.ReplayGuard.window_only()
+        )
+        assert_error(results[0], vpseal.RequestFormatError, 11)
+        assert isinstance(results[1], vpseal.OpenedRequest)
+
+
+@pytest.mark.parametrize("number", BEYOND_DECIMAL, ids=["huge", "tiny"])
+def test_number_beyond_decimal_range_in_plaintext(backend: str, number: bytes) -> None:
+    c = creds(backend)
+    sealed = vpseal.seal_request(c, b'{"amount":' + number + b"}")
+    assert_error(_open(c, sealed.headers, sealed.body), vpseal.RequestFormatError, 11)
+
+
 def test_plaintext_whitespace_and_duplicates_are_json(backend: str) -> None:
     c = creds(backend)
     for plaintext, payload in (
@@ -438,7 +474,10 @@ def test_plaintext_whitespace_and_duplicates_are_json(backend: str) -> None:
         ('{"é":"\\ud83d\\ude00"}'.encode(), {"é": "\U0001f600"}),
     ):
         sealed = vpseal.seal_request(c, plaintext)
-        assert vpseal.open_request(c, sealed.headers, sealed.body).payload == payload
+        assert (
+            vpseal.open_request(c, sealed.headers, sealed.body, guard=WINDOW_ONLY).payload
+            == payload
+        )
 
 
 def test_errors_never_show_key_or_plaintext(backend: str, scheme: str) -> None:
@@ -482,7 +521,11 @@ def test_str_body_with_lone_surrogate(backend: str, make: Any) -> None:
     sealed = vpseal.seal_request(c, PAYLOAD)
     body = make(sealed.body)
     assert_error(_open(c, sealed.headers, body), vpseal.RequestFormatError, 11, SECRETS)
-    assert_error(vpseal.open_many(c, [(sealed.headers, body)])[0], vpseal.RequestFormatError, 11)
+    assert_error(
+        vpseal.open_many(c, [(sealed.headers, body)], guard=WINDOW_ONLY)[0],
+        vpseal.RequestFormatError,
+        11,
+    )
 
 
 def test_mapping_entry_for_another_agent_is_not_used(backend: str) -> None:

@@ -21,6 +21,7 @@ from _envelope_helpers import (
     OTHER_AGENT,
     PREFIX,
     SUFFIX,
+    WINDOW_ONLY,
     assert_error,
     creds,
     fresh_nonce,
@@ -54,9 +55,9 @@ def test_same_request_twice(backend: str, scheme: str) -> None:
     assert _open(c, sealed, guard=guard).payload == PAYLOAD
     for _ in range(3):
         assert_error(_open(c, sealed, guard=guard), vpseal.ReplayError, 83)
-    # without a guard, opening stays a pure function
-    assert _open(c, sealed).payload == PAYLOAD
-    assert _open(c, sealed).payload == PAYLOAD
+    # with the explicit opt-out of the nonce check, opening stays a pure function
+    assert _open(c, sealed, guard=WINDOW_ONLY).payload == PAYLOAD
+    assert _open(c, sealed, guard=WINDOW_ONLY).payload == PAYLOAD
 
 
 def test_default_guard_uses_the_clock(backend: str) -> None:
@@ -127,8 +128,9 @@ def test_captured_body_with_fresh_headers_is_rejected(backend: str, scheme: str)
         headers = resign(
             sealed.headers, sealed.body, scheme, x_nonce=fresh_nonce(), x_timestamp=str(NOW + delay)
         )
-        # without the guard it would open: it is a perfectly valid request
-        assert _open(c, (headers, sealed.body), now_ms=NOW + delay).payload == PAYLOAD
+        # without the nonce check it would open: it is a perfectly valid request
+        opened = _open(c, (headers, sealed.body), guard=WINDOW_ONLY, now_ms=NOW + delay)
+        assert opened.payload == PAYLOAD
         result = _open(c, (headers, sealed.body), guard=guard, now_ms=NOW + delay)
         assert_error(result, vpseal.ReplayError, 83)
 
@@ -146,7 +148,7 @@ def test_captured_body_respelled_is_rejected(backend: str, scheme: str) -> None:
         PREFIX + escaped.encode() + SUFFIX,
     ):
         headers = resign(sealed.headers, body, scheme, x_nonce=fresh_nonce())
-        assert _open(c, (headers, body), now_ms=NOW).payload == PAYLOAD
+        assert _open(c, (headers, body), guard=WINDOW_ONLY, now_ms=NOW).payload == PAYLOAD
         assert_error(_open(c, (headers, body), guard=guard, now_ms=NOW), vpseal.ReplayError, 83)
 
 
@@ -256,6 +258,125 @@ def test_guard_check_direct() -> None:
     guard.check(OTHER_AGENT, NOW, "c" * 32, message_id="m1", now=NOW)
     err = vpseal.ReplayError("x")
     assert err.api_code == 83 and not isinstance(err, vpseal.SignatureError)
+
+
+# -- the guard is required; the explicit opt-out keeps the window (issue 8) --------------------
+
+
+def _respelled(c: vpseal.Credentials, scheme: str, sealed: Any) -> tuple[dict[str, str], bytes]:
+    """The same request as another JSON spelling of its body (open_request's slow path)."""
+    body = b'{ "cipherText": "' + wire_of(sealed.body).encode() + b'" }'
+    return resign(sealed.headers, body, scheme), body
+
+
+def test_guard_is_required(backend: str, scheme: str) -> None:
+    """Leaving the guard out, or passing None, is a TypeError before anything is opened: it
+    never means "no checks". open_many raises too (not an error in every slot)."""
+    c = creds(backend, scheme)
+    sealed = vpseal.seal_request(c, PAYLOAD, timestamp_ms=1)
+    requests = [(sealed.headers, sealed.body), _respelled(c, scheme, sealed)]
+    for headers, body in requests:
+        with pytest.raises(TypeError, match="guard"):
+            vpseal.open_request(c, headers, body)  # type: ignore[call-arg]
+        with pytest.raises(TypeError, match="window_only"):
+            vpseal.open_request(c, headers, body, guard=None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="guard"):
+        vpseal.open_many(c, requests)  # type: ignore[call-arg]
+    for wrong in (None, False, "none", object(), vpseal.MemoryNonceStore()):
+        with pytest.raises(TypeError, match="window_only"):
+            vpseal.open_many(c, requests, guard=wrong)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="window_only"):
+            vpseal.open_request(c, *requests[0], guard=wrong)  # type: ignore[arg-type]
+    # also when the request itself would be refused: the call is wrong whatever it carries
+    with pytest.raises(TypeError, match="guard"):
+        vpseal.open_request(c, sealed.headers, b"not json")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="guard"):
+        vpseal.open_many(c, [])  # type: ignore[call-arg]
+
+
+def test_window_only_refuses_timestamp_one(backend: str, scheme: str) -> None:
+    """The issue's request, sealed with timestamp_ms=1, is refused (ReplayError, code 83) by
+    the opt-out as by a full guard, on the fast path, the slow path and in a batch."""
+    c = creds(backend, scheme)
+    sealed = vpseal.seal_request(c, PAYLOAD, timestamp_ms=1)
+    respelled = _respelled(c, scheme, sealed)
+    for guard in (vpseal.ReplayGuard.window_only(), WINDOW_ONLY, vpseal.ReplayGuard()):
+        assert_error(_open(c, sealed, guard=guard), vpseal.ReplayError, 83)
+        assert_error(_open(c, respelled, guard=guard), vpseal.ReplayError, 83)
+        for result in vpseal.open_many(c, [sealed, respelled], guard=guard):
+            assert_error(result, vpseal.ReplayError, 83)
+    # it is a well-formed, correctly signed request: only the window refuses it
+    assert _open(c, sealed, guard=WINDOW_ONLY, now_ms=1).payload == PAYLOAD
+    assert _open(c, respelled, guard=WINDOW_ONLY, now_ms=1).payload == PAYLOAD
+
+
+@pytest.mark.parametrize(
+    ("offset", "accepted"),
+    [(0, True), (-WINDOW, True), (WINDOW, True), (-(WINDOW + 1), False), (WINDOW + 1, False)],
+)
+def test_window_only_keeps_the_default_window(
+    backend: str, scheme: str, offset: int, accepted: bool
+) -> None:
+    """The opt-out's window is the ReplayGuard's default, +-5 minutes, both ways."""
+    c = creds(backend, scheme)
+    guard = vpseal.ReplayGuard.window_only()
+    assert guard.window_ms == vpseal.ReplayGuard().window_ms == WINDOW
+    sealed = vpseal.seal_request(c, PAYLOAD, timestamp_ms=NOW + offset)
+    for result in (
+        _open(c, sealed, guard=guard, now_ms=NOW),
+        vpseal.open_many(c, [sealed], guard=guard, now_ms=NOW)[0],
+    ):
+        if accepted:
+            assert result.payload == PAYLOAD
+        else:
+            assert_error(result, vpseal.ReplayError, 83)
+
+
+def test_window_only_uses_the_clock_and_a_custom_window(backend: str) -> None:
+    c = creds(backend)
+    fresh = vpseal.seal_request(c, PAYLOAD)
+    stale = vpseal.seal_request(c, PAYLOAD, timestamp_ms=now_ms() - 301_000)
+    assert _open(c, fresh, guard=WINDOW_ONLY).payload == PAYLOAD
+    assert_error(_open(c, stale, guard=WINDOW_ONLY), vpseal.ReplayError, 83)
+    narrow = vpseal.ReplayGuard.window_only(window_ms=1_000)
+    ok = vpseal.seal_request(c, PAYLOAD, timestamp_ms=NOW - 1_000)
+    late = vpseal.seal_request(c, PAYLOAD, timestamp_ms=NOW - 1_001)
+    assert _open(c, ok, guard=narrow, now_ms=NOW).payload == PAYLOAD
+    assert_error(_open(c, late, guard=narrow, now_ms=NOW), vpseal.ReplayError, 83)
+
+
+def test_window_only_is_explicit_and_remembers_nothing(backend: str, scheme: str) -> None:
+    """What the opt-out gives up: the same request opens again and again (so does a captured
+    body under fresh headers); and what it says about itself."""
+    c = creds(backend, scheme)
+    guard = vpseal.ReplayGuard.window_only()
+    sealed = vpseal.seal_request(c, PAYLOAD)
+    for _ in range(3):
+        assert _open(c, sealed, guard=guard).payload == PAYLOAD
+    assert [r.payload for r in vpseal.open_many(c, [sealed] * 3, guard=guard)] == [PAYLOAD] * 3
+    assert guard.checks_nonces is False and vpseal.ReplayGuard().checks_nonces is True
+    assert repr(guard) == "ReplayGuard.window_only(window_ms=300000)"
+    assert isinstance(guard, vpseal.ReplayGuard)
+    # its store cannot make a full guard that silently checks nothing: it fails closed
+    borrowed = vpseal.ReplayGuard(store=guard.store)
+    assert_error(_open(c, sealed, guard=borrowed), vpseal.NonceStoreError, 7)
+    for window in (0, -1, True, 1.5, "300000", None):
+        with pytest.raises((ValueError, TypeError)):
+            vpseal.ReplayGuard.window_only(window_ms=window)  # type: ignore[arg-type]
+
+
+def test_window_only_still_checks_signature_before_window(backend: str, scheme: str) -> None:
+    """The opt-out changes nothing else: a bad signature is still SignatureError, and an
+    undecryptable body inside the window is still DecryptionError."""
+    c = creds(backend, scheme)
+    sealed = vpseal.seal_request(c, PAYLOAD, timestamp_ms=1)
+    bad_sig = dict(sealed.headers, **{"x-signature": "0" * 64})
+    assert_error(_open(c, (bad_sig, sealed.body), guard=WINDOW_ONLY), vpseal.SignatureError, 83)
+    fresh = vpseal.seal_request(c, PAYLOAD)
+    wire = wire_of(fresh.body)
+    broken = PREFIX + (wire[:40] + ("A" if wire[40] != "A" else "B") + wire[41:]).encode() + SUFFIX
+    headers = resign(fresh.headers, broken, scheme)
+    assert_error(_open(c, (headers, broken), guard=WINDOW_ONLY), vpseal.DecryptionError, 84)
 
 
 def test_guard_shared_by_threads(backend: str, scheme: str) -> None:

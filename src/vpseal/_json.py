@@ -116,14 +116,21 @@ scan: Callable[[str, int], tuple[Any, int]] = scanner.make_scanner(_decoder)  # 
 
 def loads(data: bytes | str) -> Any:
     """Parse JSON with floats as Decimal. Raises ValueError (UnicodeDecodeError and
-    json.JSONDecodeError are ValueErrors) or RecursionError."""
+    json.JSONDecodeError are ValueErrors) or RecursionError.
+
+    A number whose exponent is beyond what Decimal holds (``1e99999999999999999999``) makes
+    Decimal raise decimal.InvalidOperation, an ArithmeticError: that is a ValueError here too,
+    so that no caller sees a decimal exception for what is only malformed input."""
     text = data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data
     try:
-        value, end = scan(text, 0)
-    except StopIteration:
-        end = -1
-    if end != len(text):  # surrounding whitespace, or an error: the full decoder decides
-        value = _decoder.decode(text)
+        try:
+            value, end = scan(text, 0)
+        except StopIteration:
+            end = -1
+        if end != len(text):  # surrounding whitespace, or an error: the full decoder decides
+            value = _decoder.decode(text)
+    except ArithmeticError:
+        raise ValueError("a JSON number is out of Decimal's range") from None
     return value
 
 

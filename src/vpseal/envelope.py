@@ -5,6 +5,10 @@ Opening crosses once too (signature check, wire decode, GCM); the replay guard r
 the signature check and the decryption's verdict, as SPEC.md orders them. Bodies that are valid
 JSON but not byte-for-byte ``{"cipherText":"..."}`` (extra spaces, escapes) take a slower,
 equally strict path in Python.
+
+Opening always takes a guard: ``ReplayGuard()`` (or one on a shared RedisNonceStore), or, as
+the explicit opt-out of the nonce check, ``ReplayGuard.window_only()``, which still refuses a
+timestamp outside the window (default 5 minutes either way).
 """
 
 from __future__ import annotations
@@ -358,7 +362,7 @@ def _parse_payload(plaintext: bytes) -> dict[str, Any]:
 
 
 def _finish(
-    got: _Received, status: int, plaintext: bytes | None, guard: ReplayGuard | None, now: int | None
+    got: _Received, status: int, plaintext: bytes | None, guard: ReplayGuard, now: int | None
 ) -> OpenedRequest:
     """Turn an engine verdict into a result, in SPEC order: signature, replay, decryption."""
     if status == OPEN_NOT_CANONICAL:
@@ -367,15 +371,15 @@ def _finish(
         raise RequestFormatError(_FORMAT_ERRORS[status])
     if status == OPEN_BAD_SIGNATURE:
         raise SignatureError("signature verification failed")
-    if guard is not None:
-        message_id = got.body[_MESSAGE_ID].decode("latin-1")
-        guard.check(got.agent_id, int(got.timestamp), got.nonce, message_id=message_id, now=now)
+    timestamp_ms = int(got.timestamp)
+    message_id = got.body[_MESSAGE_ID].decode("latin-1")
+    guard.check(got.agent_id, timestamp_ms, got.nonce, message_id=message_id, now=now)
     if status != OPEN_OK or plaintext is None:
         raise DecryptionError("cipherText cannot be decrypted with this agent's key")
-    return _opened(got.agent_id, got.timestamp, got.nonce, plaintext)
+    return _opened(got.agent_id, timestamp_ms, got.nonce, plaintext)
 
 
-def _open_slow(got: _Received, guard: ReplayGuard | None, now: int | None) -> OpenedRequest:
+def _open_slow(got: _Received, guard: ReplayGuard, now: int | None) -> OpenedRequest:
     """Any JSON spelling of {"cipherText": "..."}: parse, verify, guard, decrypt."""
     try:
         outer = _json.loads(got.body)
@@ -392,8 +396,8 @@ def _open_slow(got: _Received, guard: ReplayGuard | None, now: int | None) -> Op
         got.agent_id, got.timestamp, got.nonce, signed, got.signature, credentials.scheme
     ):
         raise SignatureError("signature verification failed")
-    if guard is not None:
-        guard.check(got.agent_id, int(got.timestamp), got.nonce, message_id=wire[:40], now=now)
+    timestamp_ms = int(got.timestamp)
+    guard.check(got.agent_id, timestamp_ms, got.nonce, message_id=wire[:40], now=now)
     try:
         iv, tag, ciphertext = decode_wire(wire)
     except WireFormatError:
@@ -402,7 +406,7 @@ def _open_slow(got: _Received, guard: ReplayGuard | None, now: int | None) -> Op
         plaintext = credentials._engine.decrypt(iv, ciphertext + tag)
     except InvalidTag:
         raise DecryptionError("cipherText cannot be decrypted with this agent's key") from None
-    return _opened(got.agent_id, got.timestamp, got.nonce, plaintext)
+    return _opened(got.agent_id, timestamp_ms, got.nonce, plaintext)
 
 
 # What makes the fast header read give way to _receive (which explains the problem).
@@ -420,15 +424,28 @@ def _read_headers(headers: Mapping[str, str]) -> tuple[str, str, str, str, bytes
     return headers["x-agentid"], timestamp, nonce, signature, joined
 
 
-def _opened(agent_id: str, timestamp: str, nonce: str, plaintext: bytes) -> OpenedRequest:
+def _opened(agent_id: str, timestamp_ms: int, nonce: str, plaintext: bytes) -> OpenedRequest:
     """The result of a request whose plaintext decrypted: a JSON object, or RequestFormatError."""
     try:  # the common case without _parse_payload's layers
         payload, end = _json_scan(plaintext.decode("utf-8"), 0)
         if end == len(plaintext) and type(payload) is dict:
-            return _tuple_new(OpenedRequest, (agent_id, int(timestamp), nonce, payload))  # type: ignore[no-any-return]
-    except (StopIteration, ValueError, RecursionError):
-        pass  # _parse_payload gives the verdict
-    return OpenedRequest(agent_id, int(timestamp), nonce, _parse_payload(plaintext))
+            return _tuple_new(OpenedRequest, (agent_id, timestamp_ms, nonce, payload))  # type: ignore[no-any-return]
+    except (StopIteration, ValueError, RecursionError, ArithmeticError):
+        pass  # _parse_payload gives the verdict (ArithmeticError: a number beyond Decimal)
+    return OpenedRequest(agent_id, timestamp_ms, nonce, _parse_payload(plaintext))
+
+
+_GUARD_REQUIRED = (
+    "guard must be a vpseal.ReplayGuard: ReplayGuard() (or one on a shared RedisNonceStore), "
+    "or ReplayGuard.window_only() to opt out of the nonce check explicitly"
+)
+
+
+def _require_guard(guard: object) -> None:
+    """TypeError unless guard is a ReplayGuard: None (or a forgotten setting) is never taken
+    to mean "no checks"."""
+    if type(guard) is not ReplayGuard and not isinstance(guard, ReplayGuard):
+        raise TypeError(f"{_GUARD_REQUIRED}, not {type(guard).__name__}")
 
 
 def open_request(
@@ -436,12 +453,19 @@ def open_request(
     headers: Mapping[str, str],
     body: bytes,
     *,
-    guard: ReplayGuard | None = None,
+    guard: ReplayGuard,
     now_ms: int | None = None,
     max_body: int = MAX_BODY_BYTES,
 ) -> OpenedRequest:
     """Verify, replay-check, decrypt and parse one request, or raise a RequestError subclass
-    (SignatureError/ReplayError 83, DecryptionError 84, RequestFormatError 11)."""
+    (SignatureError/ReplayError 83, DecryptionError 84, RequestFormatError 11).
+
+    guard is required (keyword only; leaving it out, or passing None, is a TypeError):
+    ``ReplayGuard()`` refuses a timestamp more than its window (default 5 minutes) from now and
+    any nonce or message seen before; ``ReplayGuard.window_only()`` is the explicit opt-out of
+    the nonce check and still refuses a timestamp outside the window. now_ms replaces the clock
+    for that check (tests with fixed timestamps)."""
+    _require_guard(guard)
     try:
         agent_id, timestamp, nonce, signature, joined = _read_headers(headers)
     except _UNUSUAL_HEADERS:
@@ -456,8 +480,12 @@ def open_request(
         status, plaintext = credentials._engine.open(
             credentials._code, credentials._agent, joined, len(timestamp), len(nonce), body
         )
-        if status == OPEN_OK and guard is None and plaintext is not None:
-            return _opened(agent_id, timestamp, nonce, plaintext)
+        if status == OPEN_OK and plaintext is not None:
+            timestamp_ms = int(timestamp)
+            # a window-only guard reads no message id: do not make one
+            message_id = None if guard._window_only else body[_MESSAGE_ID].decode("latin-1")
+            guard.check(agent_id, timestamp_ms, nonce, message_id=message_id, now=now_ms)
+            return _opened(agent_id, timestamp_ms, nonce, plaintext)
         got = _Received(credentials, agent_id, timestamp, nonce, signature, body, joined)
         return _finish(got, status, plaintext, guard, now_ms)
     credentials = got.credentials
@@ -472,13 +500,16 @@ def open_many(
     keys: Credentials | Mapping[str, Credentials],
     requests: Iterable[SealedRequest | tuple[Mapping[str, str], bytes]],
     *,
-    guard: ReplayGuard | None = None,
+    guard: ReplayGuard,
     now_ms: int | None = None,
     max_body: int = MAX_BODY_BYTES,
 ) -> list[OpenedRequest | VPSealError]:
     """open_request for many requests in one engine call, whatever agents they come from (the
     GIL is released while it runs); each slot holds the opened request or the error that
-    request alone raised."""
+    request alone raised. guard is required, as for open_request (a missing or None guard is
+    a TypeError raised before anything is opened, not an error in each slot)."""
+    _require_guard(guard)
+    window_only = guard._window_only  # such a guard reads no message id
     results: list[Any] = []
     # per engine class (one unless credentials mix backends): the batch, and each item's slot
     groups: dict[type[KeyEngine], tuple[list[Any], list[Any]]] = {}
@@ -521,9 +552,12 @@ def open_many(
         for (index, creds, agent_id, timestamp, nonce, signature), (status, plaintext), item in zip(
             slots, verdicts, items, strict=True
         ):
-            if status == OPEN_OK and guard is None and plaintext is not None:
+            if status == OPEN_OK and plaintext is not None:
                 try:
-                    results[index] = _opened(agent_id, timestamp, nonce, plaintext)
+                    timestamp_ms = int(timestamp)
+                    message_id = None if window_only else item[6][_MESSAGE_ID].decode("latin-1")
+                    guard.check(agent_id, timestamp_ms, nonce, message_id=message_id, now=now_ms)
+                    results[index] = _opened(agent_id, timestamp_ms, nonce, plaintext)
                 except VPSealError as exc:
                     results[index] = exc
                 continue

@@ -7,6 +7,10 @@ key: within the window, a captured body is refused however its headers were rewr
 
 An entry lives until the request that created it could no longer pass the window check
 (``timestamp + window``), so memory stays bounded by the traffic of one window.
+
+``open_request`` and ``open_many`` always take a guard. A server that deliberately keeps no
+record of nonces (say, a stateless test double) passes ``ReplayGuard.window_only()``: the
+timestamp window is still enforced, only the nonce and message memory is left out.
 """
 
 from __future__ import annotations
@@ -114,16 +118,59 @@ class RedisNonceStore:
             raise NonceStoreError(f"replay store unavailable ({type(exc).__name__})") from exc
 
 
+class _NoNonceStore:
+    """The store of a window-only guard, which never consults it. Given to another guard
+    (``ReplayGuard(store=window_only_guard.store)``), it refuses every request (code 7)
+    rather than let a guard that claims to check nonces check none."""
+
+    def add(self, keys: Sequence[str], ttl_ms: int) -> bool:
+        raise NonceStoreError("a window-only guard's store records nothing: use a real store")
+
+    def __repr__(self) -> str:
+        return "<no nonce store>"
+
+
+_NO_NONCE_STORE = _NoNonceStore()
+
+
 class ReplayGuard:
-    """Rejects a timestamp more than ``window_ms`` from now (either way) and anything seen."""
+    """Rejects a timestamp more than ``window_ms`` from now (either way) and anything seen.
+
+    ``ReplayGuard()`` remembers nonces in this process (``MemoryNonceStore``); give every
+    process of a gateway the same ``RedisNonceStore`` so that they share one memory.
+    ``ReplayGuard.window_only()`` is the explicit opt-out of the nonce check: it keeps the
+    window and nothing else.
+    """
 
     def __init__(self, window_ms: int = DEFAULT_WINDOW_MS, store: NonceStore | None = None):
         if isinstance(window_ms, bool) or not isinstance(window_ms, int) or window_ms <= 0:
             raise ValueError("window_ms must be a positive int")
         self.window_ms = window_ms
         self.store: NonceStore = MemoryNonceStore() if store is None else store
+        self._window_only = False
+
+    @classmethod
+    def window_only(cls, window_ms: int = DEFAULT_WINDOW_MS) -> ReplayGuard:
+        """A guard that checks the timestamp window only and remembers nothing: the explicit
+        opt-out of replay protection, for a server that really wants none (a request can
+        be replayed, as it is or with rewritten headers, until its timestamp leaves the
+        window). Stateless, so one instance may be shared by every thread and call.
+
+        The window stays: a request sealed with ``timestamp_ms=1`` (or any time more than
+        ``window_ms`` from now) is refused with ReplayError (code 83). A test that opens
+        requests with fixed old timestamps passes ``now_ms=`` to open_request/open_many."""
+        guard = cls(window_ms, store=_NO_NONCE_STORE)
+        guard._window_only = True
+        return guard
+
+    @property
+    def checks_nonces(self) -> bool:
+        """False for a ``window_only()`` guard."""
+        return not self._window_only
 
     def __repr__(self) -> str:
+        if self._window_only:
+            return f"ReplayGuard.window_only(window_ms={self.window_ms})"
         return f"ReplayGuard(window_ms={self.window_ms}, store={self.store!r})"
 
     def check(
@@ -135,10 +182,13 @@ class ReplayGuard:
         message_id: str | None = None,
         now: int | None = None,
     ) -> None:
-        """Record the request or raise ReplayError (API code 83)."""
-        current = now_ms() if now is None else now
+        """Record the request or raise ReplayError (API code 83). A window-only guard checks
+        the timestamp and records nothing."""
+        current = time.time_ns() // 1_000_000 if now is None else now  # now_ms(), inline
         if abs(current - timestamp_ms) > self.window_ms:
             raise ReplayError("request timestamp is outside the accepted window")
+        if self._window_only:
+            return
         keys = [f"{agent_id}\x1fn\x1f{nonce}"]
         if message_id is not None:
             keys.append(f"{agent_id}\x1fm\x1f{message_id}")
