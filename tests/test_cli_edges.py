@@ -539,3 +539,8 @@ def test_a_client_resetting_its_connection_is_one_debug_line(
         assert record.levelno == logging.DEBUG and record.exc_info is None
         assert "\n" not in record.getMessage() and "ConnectionResetError" in record.getMessage()
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_admin_answers_a_number_beyond_decimal_range_with_400(sandbox: Sandbox) -> None:
+    status, body = sandbox.admin("POST", "/_admin/members", "", b'{"x": 1e99999999999999999999}')
+    assert status == 400 and b"out of range" in body

@@ -113,10 +113,12 @@ def _configure(builder: Any, config: HTTPConfig) -> Any:
     return builder
 
 
-def _request(client: Any, prepared: Prepared, bound: float | None) -> Any:
+def _request(client: Any, prepared: Prepared, bound: float | None, total: float | None) -> Any:
+    """The request; a per-request timeout replaces the client's whole-request one, so it is
+    set only when the call's deadline (``bound``) is nearer than the configured timeout."""
     builder = client.post(prepared.url).headers(prepared.headers).body_bytes(prepared.body)
-    if bound is not None:
-        builder = builder.timeout(timedelta(seconds=bound))
+    if bound is not None and (total is None or bound < total):
+        builder = builder.timeout(timedelta(seconds=max(bound, 0.001)))
     return builder.build_streamed()  # streamed: the size limit applies before reading
 
 
@@ -136,11 +138,12 @@ class PyreqwestSync:
         _require()
         self._http = _build(_configure(SyncClientBuilder(), config))
         self._limit = config.max_response_bytes
+        self._total = config.seconds()
 
     def post(self, prepared: Prepared, bound: float | None) -> Outcome:
         limit = self._limit
         try:
-            with _request(self._http, prepared, bound) as response:
+            with _request(self._http, prepared, bound, self._total) as response:
                 if _oversized(response, limit):
                     return too_large(response.status, limit)
                 reader = response.body_reader
@@ -166,11 +169,12 @@ class PyreqwestAsync:
         _require()
         self._http = _build(_configure(ClientBuilder(), config))
         self._limit = config.max_response_bytes
+        self._total = config.seconds()
 
     async def post(self, prepared: Prepared, bound: float | None) -> Outcome:
         limit = self._limit
         try:
-            async with _request(self._http, prepared, bound) as response:
+            async with _request(self._http, prepared, bound, self._total) as response:
                 if _oversized(response, limit):
                     return too_large(response.status, limit)
                 reader = response.body_reader

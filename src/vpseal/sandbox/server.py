@@ -739,6 +739,8 @@ class Sandbox:
             return 404, _json({"error": str(exc)}).encode("utf-8")
         except (ValueError, TypeError) as exc:
             return 400, _json({"error": str(exc)}).encode("utf-8")
+        except ArithmeticError:  # a JSON number beyond Decimal's range: 1e99999999999999999999
+            return 400, _json({"error": "a number in the request is out of range"}).encode()
         except Exception as exc:
             logger.exception("sandbox admin request %s %s failed", method, path)
             return 500, _json({"error": f"internal error: {type(exc).__name__}"}).encode("utf-8")
