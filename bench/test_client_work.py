@@ -35,7 +35,7 @@ ANSWER = json.dumps(
 class StubHTTP:
     """Answers every request with a code-0 cash-out, as a real shell would classify it."""
 
-    def post(self, prepared: core.Prepared) -> core.Outcome:
+    def post(self, prepared: core.Prepared, bound: float | None) -> core.Outcome:
         return core.classify_response(200, ANSWER)
 
     def close(self) -> None:
@@ -43,7 +43,9 @@ class StubHTTP:
 
 
 class AsyncStubHTTP:
-    async def post(self, prepared: core.Prepared) -> core.Outcome:
+    loop_bound = False
+
+    async def post(self, prepared: core.Prepared, bound: float | None) -> core.Outcome:
         return core.classify_response(200, ANSWER)
 
     async def aclose(self) -> None:
@@ -78,7 +80,7 @@ def test_sync_client_own_work(benchmark: Any) -> None:
 
 def test_async_client_own_work(benchmark: Any) -> None:
     client = _with_token(vpseal.AsyncClient("http://127.0.0.1:9", **_kwargs()))
-    client._http = AsyncStubHTTP()
+    client._loop_state.http = AsyncStubHTTP()
     ids = (f"T-{i}" for i in itertools.count())
     loop = asyncio.new_event_loop()
 

@@ -441,18 +441,23 @@ def clock_skew(date: str | None) -> float | None:
     return (when - datetime.now(timezone.utc)).total_seconds()
 
 
+def _no_headers(name: str) -> str | None:
+    return None
+
+
 def classify_response(
-    status: int, content: bytes, retry_after: str | None = None, date: str | None = None
+    status: int, content: bytes, header: Callable[[str], str | None] = _no_headers
 ) -> Outcome:
     """An HTTP answer as an outcome. 5xx: no answer (the server may have applied it). 429:
     refused before it was applied, retry after the server's ``Retry-After``. A body that is
     not the envelope: no answer; after 2xx it may have been applied, after 4xx the server (or
-    something in front of it, e.g. a 404 page for a wrong base URL) refused it."""
+    something in front of it, e.g. a 404 page for a wrong base URL) refused it. ``header``
+    looks up a response header (only on the rare paths that need one: Retry-After, Date)."""
     if status >= 500:
         error = TransportError(f"HTTP {status} from server", http_status=status)
-        return NoAnswer(error, True, True, retry_after_seconds(retry_after))
+        return NoAnswer(error, True, True, retry_after_seconds(header("retry-after")))
     if status == 429:
-        wait = retry_after_seconds(retry_after)
+        wait = retry_after_seconds(header("retry-after"))
         error = RateLimited("HTTP 429: rate limited by the server", retry_after=wait)
         return NoAnswer(error, False, True, wait)
     try:
@@ -466,7 +471,7 @@ def classify_response(
             )
         return NoAnswer(exc, status < 400, False)
     if envelope.code == CODE_AUTH:
-        envelope = envelope._replace(clock_skew=clock_skew(date))
+        envelope = envelope._replace(clock_skew=clock_skew(header("date")))
     return Answer(envelope)
 
 

@@ -81,10 +81,7 @@ def _slow(status: int) -> Outcome:
 
 
 def _classify(response: httpx.Response, content: bytes) -> Outcome:
-    headers = response.headers
-    return classify_response(
-        response.status_code, content, headers.get("retry-after"), headers.get("date")
-    )
+    return classify_response(response.status_code, content, response.headers.get)
 
 
 class _Shell:

@@ -123,9 +123,7 @@ def _request(client: Any, prepared: Prepared, bound: float | None, total: float 
 
 
 def _classify(response: Any, content: bytes) -> Outcome:
-    return classify_response(
-        response.status, content, response.get_header("retry-after"), response.get_header("date")
-    )
+    return classify_response(response.status, content, response.get_header)
 
 
 def _oversized(response: Any, limit: int) -> bool:

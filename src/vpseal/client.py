@@ -232,7 +232,11 @@ def _unexpected(exc: Exception) -> core.NoAnswer:
     return core.maybe_sent(error, retryable=False)
 
 
-def _record(step: Send, outcome: core.Outcome, elapsed: float) -> Attempt:
+Record = tuple[Send, core.Outcome, float]  # one request; an Attempt only if an error needs it
+
+
+def _attempt(record: Record) -> Attempt:
+    step, outcome, elapsed = record
     if isinstance(outcome, core.Answer):
         env = outcome.envelope
         return Attempt(step.path, env.http_status, env.code, env.log_uuid, elapsed)
@@ -240,15 +244,15 @@ def _record(step: Send, outcome: core.Outcome, elapsed: float) -> Attempt:
     return Attempt(step.path, status, None, None, elapsed, str(outcome.error))
 
 
-def _annotate(error: BaseException, trans_id: str | None, attempts: list[Attempt]) -> None:
+def _annotate(error: BaseException, trans_id: str | None, records: list[Record]) -> None:
     """Add the call's context to an error it raises (once: a shared token error keeps the
     context of the call that fetched)."""
     if isinstance(error, CallContext) and not error.attempts:
-        error.attempts = tuple(attempts)
+        error.attempts = tuple(_attempt(record) for record in records)
         if trans_id is not None and error.trans_id is None:
             error.trans_id = trans_id
-        if error.http_status is None and attempts:
-            error.http_status = attempts[-1].status
+        if error.http_status is None and error.attempts:
+            error.http_status = error.attempts[-1].status
 
 
 class _SyncFlight:
@@ -382,14 +386,14 @@ class Client(_Base):
     def _drive(self, flow: Flow[T]) -> T:
         self._check_process()
         ends = self._ends()
-        attempts: list[Attempt] = []
+        attempts: list[Record] = []
         try:
             return self._run(flow, ends, attempts)
         except VPSealError as exc:
             _annotate(exc, flow.trans_id, attempts)
             raise
 
-    def _run(self, flow: Flow[T], ends: float | None, attempts: list[Attempt]) -> T:
+    def _run(self, flow: Flow[T], ends: float | None, attempts: list[Record]) -> T:
         step = flow.start()
         generation: int | None = None
         while True:
@@ -421,7 +425,7 @@ class Client(_Base):
                 except Exception as exc:
                     outcome = _unexpected(exc)
                 elapsed = time.perf_counter() - started
-                attempts.append(_record(step, outcome, elapsed))
+                attempts.append((step, outcome, elapsed))
                 core.log_attempt(step, outcome, elapsed, flow.trans_id)
                 step = flow.on_outcome(outcome)
             elif isinstance(step, Done):
@@ -555,14 +559,14 @@ class AsyncClient(_Base):
         self._check_process()
         self._follow_loop()
         ends = self._ends()
-        attempts: list[Attempt] = []
+        attempts: list[Record] = []
         try:
             return await self._run(flow, ends, attempts)
         except VPSealError as exc:
             _annotate(exc, flow.trans_id, attempts)
             raise
 
-    async def _run(self, flow: Flow[T], ends: float | None, attempts: list[Attempt]) -> T:
+    async def _run(self, flow: Flow[T], ends: float | None, attempts: list[Record]) -> T:
         step = flow.start()
         generation: int | None = None
         while True:
@@ -594,7 +598,7 @@ class AsyncClient(_Base):
                 except Exception as exc:
                     outcome = _unexpected(exc)
                 elapsed = time.perf_counter() - started
-                attempts.append(_record(step, outcome, elapsed))
+                attempts.append((step, outcome, elapsed))
                 core.log_attempt(step, outcome, elapsed, flow.trans_id)
                 step = flow.on_outcome(outcome)
             elif isinstance(step, Done):
