@@ -153,7 +153,19 @@ def _openssl_speed_16k() -> tuple[float, str] | None:
     return (float(match.group(1)) * 1000, version) if match else None
 
 
+def _gateway_summary(terminalreporter: Any) -> None:
+    """The gateway benchmark's table and targets (bench/test_gateway.py), if it ran."""
+    from gateway import report
+
+    lines = report.render(report.RESULTS)
+    for line in lines:
+        terminalreporter.write_line(line)
+    if lines:
+        terminalreporter.write_line(f"(and in {report.results_file(report.RESULTS)})")
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    _gateway_summary(terminalreporter)
     session = getattr(config, "_benchmarksession", None)
     if session is None or not session.benchmarks:
         return
