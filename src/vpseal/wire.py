@@ -7,6 +7,7 @@ signature over the wire string can never be satisfied by a second spelling of th
 from __future__ import annotations
 
 import binascii
+import re
 
 from vpseal.aead import IV_SIZE, TAG_SIZE
 from vpseal.errors import WireFormatError
@@ -31,14 +32,31 @@ def encode_wire(iv: bytes, tag: bytes, ciphertext: bytes) -> str:
     return _b64(iv) + _b64(tag) + _b64(ciphertext)
 
 
+# Well-formed padded base64: only the standard alphabet, whole quads, '=' only as the padding
+# of the last quad ("xx==" or "xxx="). This is the set binascii.a2b_base64(..., strict_mode=True)
+# accepts on 3.13 (3.11 and 3.12 also let excess '=' follow a whole quad; 3.10 has no
+# strict_mode). It only words the error: the round trip below decides what is accepted.
+_PADDED_B64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+
+
 def _strict_b64decode(part: str, what: str) -> bytes:
+    """Decode one part, accepting exactly the canonical encoding of some bytes.
+
+    A string is accepted iff re-encoding the decoded bytes gives back the same characters: that
+    rules out foreign characters (which the lenient decoder skips), misplaced or missing '=',
+    and non-zero trailing bits. The same code runs on every Python version.
+    """
+    raw: bytes | None
     try:
-        raw = binascii.a2b_base64(part.encode("ascii"), strict_mode=True)
+        raw = binascii.a2b_base64(part.encode("ascii"))
     except (binascii.Error, UnicodeEncodeError):
-        raise WireFormatError(f"wire string: {what} is not valid padded base64") from None
-    if _b64(raw) != part:  # non-zero trailing bits: a second spelling of the same bytes
-        raise WireFormatError(f"wire string: {what} is not canonical base64") from None
-    return raw
+        raw = None
+    if raw is not None and _b64(raw) == part:
+        return raw
+    if _PADDED_B64.fullmatch(part) is None:
+        raise WireFormatError(f"wire string: {what} is not valid padded base64")
+    # well-formed, but with non-zero trailing bits: a second spelling of the same bytes
+    raise WireFormatError(f"wire string: {what} is not canonical base64")
 
 
 def decode_wire(text: str) -> tuple[bytes, bytes, bytes]:
