@@ -85,7 +85,10 @@ async def within(seconds: float, awaitable: Awaitable[T]) -> T:
     if sys.version_info >= (3, 11):
         async with asyncio.timeout(seconds):
             return await awaitable
-    return await asyncio.wait_for(awaitable, seconds)  # pragma: no cover - 3.10
+    try:  # pragma: no cover - 3.10
+        return await asyncio.wait_for(awaitable, seconds)
+    except asyncio.TimeoutError:  # not the builtin TimeoutError before 3.11
+        raise TimeoutError from None
 
 
 def check_config(http: str, max_connections: int, verify: object, max_bytes: object = 1) -> None:
