@@ -4,13 +4,17 @@
  * - A vp_key keeps one keyed EVP_CIPHER_CTX as a template. Per call a worker context is taken
  *   from a small lock-free pool (or copied from the template when the pool is empty), so the key
  *   schedule and the algorithm lookup happen once per key and one key is safe across threads.
- * - Random bytes are drawn from RAND_bytes in blocks into a per-thread buffer. A fork
- *   generation counter, bumped in the child by a pthread_atfork handler, makes a child discard
- *   the buffer it inherited, so parent and child never hand out the same bytes.
+ * - Random bytes are drawn from RAND_bytes in blocks into a per-thread cache on a page of its
+ *   own. A child must never hand out bytes its parent also hands out, however it was created
+ *   (libc fork(), glibc _Fork() or a raw clone(), which run no pthread_atfork handlers): the
+ *   page is marked MADV_WIPEONFORK, so any child sees it zeroed and refills; where the kernel
+ *   refuses that, every draw compares getpid() with the pid that filled the cache. A fork
+ *   generation counter bumped by a pthread_atfork handler is kept as a third guard.
  * - seal/open do the whole request in one call: IV, nonce, GCM, base64, JSON body, SHA-256.
  *   Ciphertext is streamed through a stack buffer, so the only output memory is the caller's.
  */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS, MADV_WIPEONFORK */
 #include "vpseal.h"
 
 #include <openssl/crypto.h>
@@ -22,7 +26,9 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #if OPENSSL_VERSION_NUMBER < 0x30000000L
 #error "vpseal needs OpenSSL 3.0 or later"
@@ -39,6 +45,8 @@
 #define POOL_SIZE 16
 #define CHUNK 3072 /* multiple of 3 (base64 groups) and of 16 */
 #define MAX_UPDATE (1 << 30)
+/* NIST SP 800-38D: a GCM plaintext is at most 2^39 - 256 bits. */
+#define GCM_MAX_BYTES ((((uint64_t)1) << 36) - 32)
 
 static const char BODY_PREFIX[] = "{\"cipherText\":\"";
 static const char BODY_SUFFIX[] = "\"}";
@@ -102,6 +110,7 @@ static void worker_give_back(vp_key *k, worker *w)
 
 /* ---------------------------------------------------------------- init */
 
+/* Never 0: a wiped (zeroed) random cache page never matches it. */
 static atomic_ulong fork_generation = 1;
 
 static void on_fork_child(void)
@@ -110,17 +119,24 @@ static void on_fork_child(void)
 }
 
 static void b64_table_init(void);
+static void rand_cache_destroy(void *cache);
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int init_ok;
+static pthread_key_t rand_cache_key;
+static size_t page_size;
 
 static void init_impl(void)
 {
+    long page = sysconf(_SC_PAGESIZE);
+    page_size = page >= 1024 ? (size_t)page : 4096;
     aes256gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
     sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
     if (aes256gcm == NULL || sha256 == NULL)
         return;
     if (pthread_atfork(NULL, NULL, on_fork_child) != 0)
+        return;
+    if (pthread_key_create(&rand_cache_key, rand_cache_destroy) != 0)
         return;
     b64_table_init();
     init_ok = 1;
@@ -168,33 +184,90 @@ void vp_key_free(vp_key *k)
 
 /* ---------------------------------------------------------------- randomness */
 
+/* One thread's cache: a page of its own, so that MADV_WIPEONFORK covers exactly it. A child
+ * created by any means other than vfork (which shares the page and must only exec) sees the
+ * page zeroed: generation 0 never matches fork_generation, so the child refills before its
+ * first draw. pid_check is set where the kernel refused MADV_WIPEONFORK (or VP_RANDOM_PID_CHECK
+ * is defined, to test that path); then every draw compares getpid() with pid. */
 typedef struct {
-    unsigned char buf[4096];
-    size_t used; /* bytes already handed out; buf[used..] is fresh */
-    unsigned long generation;
+    unsigned long generation; /* fork_generation when filled; 0: empty or wiped */
+    pid_t pid;                /* the filler, compared per draw when pid_check is set */
+    int pid_check;            /* 1 when the page is not wiped on fork */
+    size_t cap;               /* bytes of buf: page_size - offsetof(rand_cache, buf) */
+    size_t used;              /* bytes already handed out; buf[used..cap] is fresh */
+    unsigned char buf[];
 } rand_cache;
 
-static _Thread_local rand_cache tl_rand = {.used = sizeof(tl_rand.buf)};
+static _Thread_local rand_cache *tl_cache;
+
+static void rand_cache_destroy(void *cache)
+{
+    rand_cache *c = cache;
+    if (c == NULL)
+        return;
+    OPENSSL_cleanse(c->buf, c->cap);
+    munmap(c, page_size);
+    if (tl_cache == c)
+        tl_cache = NULL;
+}
+
+/* The calling thread's cache, made on first use; NULL when no page could be had (the caller
+ * then reads RAND_bytes directly). */
+static rand_cache *rand_cache_get(void)
+{
+    rand_cache *c = tl_cache;
+    if (c != NULL)
+        return c;
+    void *page = mmap(NULL, page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (page == MAP_FAILED)
+        return NULL;
+    c = page; /* zero-filled: generation 0, nothing cached yet */
+    c->cap = page_size - offsetof(rand_cache, buf);
+    c->used = c->cap;
+    c->pid_check = 1;
+#if defined(MADV_WIPEONFORK) && !defined(VP_RANDOM_PID_CHECK)
+    if (madvise(page, page_size, MADV_WIPEONFORK) == 0)
+        c->pid_check = 0;
+#endif
+    if (pthread_setspecific(rand_cache_key, c) != 0) {
+        munmap(page, page_size);
+        return NULL;
+    }
+    tl_cache = c;
+    return c;
+}
 
 int vp_random(unsigned char *out, size_t n)
 {
     if (out == NULL && n != 0)
         return VP_ERR_ARG;
-    rand_cache *rc = &tl_rand;
-    unsigned long gen = atomic_load_explicit(&fork_generation, memory_order_relaxed);
-    if (n > sizeof(rc->buf) / 4)
+    if (vp_init() != VP_OK)
+        return VP_ERR_OPENSSL;
+    if (n == 0)
+        return VP_OK;
+    rand_cache *c = n <= 1024 ? rand_cache_get() : NULL; /* large draws go straight through */
+    if (c == NULL)
         return (n <= INT_MAX && RAND_bytes(out, (int)n) == 1) ? VP_OK : VP_ERR_OPENSSL;
-    if (rc->generation != gen || sizeof(rc->buf) - rc->used < n) {
-        if (RAND_bytes(rc->buf, (int)sizeof(rc->buf)) != 1) {
-            rc->used = sizeof(rc->buf);
-            return VP_ERR_OPENSSL;
+    /* After a wipe the page is all zeros again: cap 0 < n, and generation 0 is stale. */
+    unsigned long gen = atomic_load_explicit(&fork_generation, memory_order_relaxed);
+    if (c->generation != gen || c->cap - c->used < n || c->cap == 0 ||
+        (c->pid_check && c->pid != getpid())) {
+        if (c->cap == 0) { /* wiped in this child: set the page up again */
+            c->cap = page_size - offsetof(rand_cache, buf);
+            c->pid_check = 0; /* the wipe itself shows MADV_WIPEONFORK holds here */
         }
-        rc->used = 0;
-        rc->generation = gen;
+        c->generation = 0;
+        c->used = c->cap;
+        if (RAND_bytes(c->buf, (int)c->cap) != 1)
+            return VP_ERR_OPENSSL;
+        c->used = 0;
+        c->generation = gen;
+        if (c->pid_check)
+            c->pid = getpid();
     }
-    memcpy(out, rc->buf + rc->used, n);
-    OPENSSL_cleanse(rc->buf + rc->used, n);
-    rc->used += n;
+    memcpy(out, c->buf + c->used, n);
+    OPENSSL_cleanse(c->buf + c->used, n);
+    c->used += n;
     return VP_OK;
 }
 
@@ -310,10 +383,12 @@ static int sha256_parts(EVP_MD_CTX *md, const void *const *parts, const size_t *
     return VP_OK;
 }
 
-int vp_sha256_hex(const unsigned char *in, size_t in_len, char *hex_out)
+int vp_sha256_hex(const unsigned char *in, size_t in_len, char *hex_out, size_t hex_len)
 {
-    if ((in == NULL && in_len != 0) || hex_out == NULL || vp_init() != VP_OK)
+    if ((in == NULL && in_len != 0) || hex_out == NULL || hex_len != SIG_HEX_LEN)
         return VP_ERR_ARG;
+    if (vp_init() != VP_OK)
+        return VP_ERR_OPENSSL;
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     if (md == NULL)
         return VP_ERR_OPENSSL;
@@ -396,7 +471,7 @@ int vp_encrypt(vp_key *k, const unsigned char *iv, size_t iv_len,
                unsigned char *out, size_t out_len)
 {
     if (k == NULL || iv == NULL || iv_len != IV_LEN || (aad == NULL && aad_len != 0) ||
-        (in == NULL && in_len != 0) || out == NULL || in_len > SIZE_MAX - TAG_LEN ||
+        (in == NULL && in_len != 0) || out == NULL || (uint64_t)in_len > GCM_MAX_BYTES ||
         out_len != in_len + TAG_LEN)
         return VP_ERR_ARG;
     worker *w = worker_take(k);
@@ -420,7 +495,7 @@ int vp_decrypt(vp_key *k, const unsigned char *iv, size_t iv_len,
 {
     if (k == NULL || iv == NULL || iv_len != IV_LEN || (aad == NULL && aad_len != 0) ||
         in == NULL || in_len < TAG_LEN || (out == NULL && in_len != TAG_LEN) ||
-        out_len != in_len - TAG_LEN)
+        out_len != in_len - TAG_LEN || (uint64_t)out_len > GCM_MAX_BYTES)
         return VP_ERR_ARG;
     worker *w = worker_take(k);
     if (w == NULL)
@@ -433,6 +508,18 @@ int vp_decrypt(vp_key *k, const unsigned char *iv, size_t iv_len,
     if (rc != VP_OK && out_len != 0)
         OPENSSL_cleanse(out, out_len); /* never release unauthenticated plaintext */
     return rc;
+}
+
+int vp_encrypt_noaad(vp_key *k, const unsigned char *iv, size_t iv_len,
+                     const unsigned char *in, size_t in_len, unsigned char *out, size_t out_len)
+{
+    return vp_encrypt(k, iv, iv_len, NULL, 0, in, in_len, out, out_len);
+}
+
+int vp_decrypt_noaad(vp_key *k, const unsigned char *iv, size_t iv_len,
+                     const unsigned char *in, size_t in_len, unsigned char *out, size_t out_len)
+{
+    return vp_decrypt(k, iv, iv_len, NULL, 0, in, in_len, out, out_len);
 }
 
 /* ---------------------------------------------------------------- seal */
@@ -471,9 +558,13 @@ static size_t now_ms_text(char *out)
     return n;
 }
 
-/* meta = nonce hex (32) | signature hex (64) | timestamp text, space-padded to META_TS_LEN. */
+/* meta = nonce hex (32), ' ', signature hex (64), ' ', x-timestamp text space-padded to 20:
+ * split on spaces, it gives the three header values. */
+#define META_SIG (NONCE_HEX_LEN + 1)
+#define META_TS (META_SIG + SIG_HEX_LEN + 1)
 #define META_TS_LEN 20
-#define META_LEN (NONCE_HEX_LEN + SIG_HEX_LEN + META_TS_LEN)
+#define META_LEN (META_TS + META_TS_LEN)
+_Static_assert(META_LEN == VP_META_LEN, "vpseal.h and vpseal.c disagree on VP_META_LEN");
 
 static int valid_timestamp(const char *ts, size_t ts_len)
 {
@@ -492,25 +583,34 @@ static int seal_one(worker *w, int scheme, const char *agent, size_t agent_len,
                     const unsigned char *pt, size_t pt_len, char *body, char *meta)
 {
     unsigned char iv[IV_LEN], tag[TAG_LEN], chunk[CHUNK];
-    const char *ts = meta + NONCE_HEX_LEN + SIG_HEX_LEN;
+    const char *ts = meta + META_TS;
     size_t ts_len = META_TS_LEN;
     char *p = body;
     int rc;
 
     while (ts_len > 0 && ts[ts_len - 1] == ' ')
         ts_len--;
-    if (nonce_in != NULL) {
-        memcpy(meta, nonce_in, NONCE_HEX_LEN);
-    } else {
-        unsigned char raw[NONCE_RAW_LEN];
+    if (nonce_in == NULL && iv_in == NULL) { /* the usual case: one draw for both */
+        unsigned char raw[NONCE_RAW_LEN + IV_LEN];
         if ((rc = vp_random(raw, sizeof(raw))) != VP_OK)
             return rc;
-        hex_encode(raw, sizeof(raw), meta);
+        hex_encode(raw, NONCE_RAW_LEN, meta);
+        memcpy(iv, raw + NONCE_RAW_LEN, IV_LEN);
+        OPENSSL_cleanse(raw, sizeof(raw));
+    } else {
+        if (nonce_in != NULL) {
+            memcpy(meta, nonce_in, NONCE_HEX_LEN);
+        } else {
+            unsigned char raw[NONCE_RAW_LEN];
+            if ((rc = vp_random(raw, sizeof(raw))) != VP_OK)
+                return rc;
+            hex_encode(raw, sizeof(raw), meta);
+        }
+        if (iv_in != NULL)
+            memcpy(iv, iv_in, IV_LEN);
+        else if ((rc = vp_random(iv, IV_LEN)) != VP_OK)
+            return rc;
     }
-    if (iv_in != NULL)
-        memcpy(iv, iv_in, IV_LEN);
-    else if ((rc = vp_random(iv, IV_LEN)) != VP_OK)
-        return rc;
 
     memcpy(p, BODY_PREFIX, PREFIX_LEN);
     p += PREFIX_LEN;
@@ -533,14 +633,14 @@ static int seal_one(worker *w, int scheme, const char *agent, size_t agent_len,
     p += SUFFIX_LEN;
 
     return sign_request(w->md, scheme, agent, agent_len, ts, ts_len, meta, NONCE_HEX_LEN, body,
-                        (size_t)(p - body), meta + NONCE_HEX_LEN);
+                        (size_t)(p - body), meta + META_SIG);
 }
 
-/* Fills meta's timestamp part from ts (or the clock when ts is NULL). */
+/* Blanks meta and fills its timestamp part from ts (or the clock when ts is NULL). */
 static int put_timestamp(char *meta, const char *ts, size_t ts_len)
 {
-    char *out = meta + NONCE_HEX_LEN + SIG_HEX_LEN;
-    memset(out, ' ', META_TS_LEN);
+    char *out = meta + META_TS;
+    memset(meta, ' ', META_LEN);
     if (ts == NULL)
         return now_ms_text(out) != 0 ? VP_OK : VP_ERR_OPENSSL;
     if (!valid_timestamp(ts, ts_len))
@@ -551,29 +651,30 @@ static int put_timestamp(char *meta, const char *ts, size_t ts_len)
 
 static int seal_args_ok(vp_key *k, int scheme, const char *agent, size_t agent_len,
                         const unsigned char *pt, size_t pt_len, const char *body_out,
-                        size_t body_len, const char *meta_out)
+                        size_t body_len, const char *meta_out, size_t meta_len)
 {
     return k != NULL && (scheme == VP_SCHEME_TRANSFER || scheme == VP_SCHEME_PIPE) &&
            (agent != NULL || agent_len == 0) && pt != NULL && pt_len != 0 &&
-           body_out != NULL && meta_out != NULL && vp_body_len(pt_len) != 0 &&
-           body_len == vp_body_len(pt_len);
+           (uint64_t)pt_len <= GCM_MAX_BYTES && body_out != NULL && meta_out != NULL &&
+           meta_len == META_LEN && vp_body_len(pt_len) != 0 && body_len == vp_body_len(pt_len);
 }
 
 int vp_seal(vp_key *k, int scheme, const char *agent, size_t agent_len,
             const unsigned char *pt, size_t pt_len, char *body_out, size_t body_len,
-            char *meta_out)
+            char *meta_out, size_t meta_len)
 {
     return vp_seal_fixed(k, scheme, agent, agent_len, NULL, 0, NULL, 0, NULL, 0, pt, pt_len,
-                         body_out, body_len, meta_out);
+                         body_out, body_len, meta_out, meta_len);
 }
 
 int vp_seal_fixed(vp_key *k, int scheme, const char *agent, size_t agent_len,
                   const char *ts, size_t ts_len, const char *nonce, size_t nonce_len,
                   const unsigned char *iv, size_t iv_len,
                   const unsigned char *pt, size_t pt_len, char *body_out, size_t body_len,
-                  char *meta_out)
+                  char *meta_out, size_t meta_len)
 {
-    if (!seal_args_ok(k, scheme, agent, agent_len, pt, pt_len, body_out, body_len, meta_out) ||
+    if (!seal_args_ok(k, scheme, agent, agent_len, pt, pt_len, body_out, body_len, meta_out,
+                      meta_len) ||
         (nonce != NULL && (nonce_len != NONCE_HEX_LEN || !is_lower_hex(nonce, nonce_len))) ||
         (iv != NULL && iv_len != IV_LEN))
         return VP_ERR_ARG;
@@ -589,22 +690,27 @@ int vp_seal_fixed(vp_key *k, int scheme, const char *agent, size_t agent_len,
 }
 
 int vp_seal_many(vp_key *k, int scheme, const char *agent, size_t agent_len,
-                 size_t n, const unsigned char *pts, const size_t *pt_lens,
-                 char *bodies_out, size_t bodies_len, char *metas_out)
+                 size_t n, const unsigned char *pts, size_t pts_len, const size_t *pt_lens,
+                 char *bodies_out, size_t bodies_len, char *metas_out, size_t metas_len)
 {
     if (k == NULL || (scheme != VP_SCHEME_TRANSFER && scheme != VP_SCHEME_PIPE) ||
-        (agent == NULL && agent_len != 0) ||
+        (agent == NULL && agent_len != 0) || n > SIZE_MAX / META_LEN ||
+        metas_len != n * META_LEN ||
         (n != 0 && (pts == NULL || pt_lens == NULL || bodies_out == NULL || metas_out == NULL)))
         return VP_ERR_ARG;
-    size_t total = 0;
+    if (n == 0)
+        return VP_OK;
+    size_t total = 0, pt_total = 0;
     for (size_t i = 0; i < n; i++) {
         size_t bl = vp_body_len(pt_lens[i]);
-        if (pt_lens[i] == 0 || bl == 0 || total > SIZE_MAX - bl)
+        if (pt_lens[i] == 0 || (uint64_t)pt_lens[i] > GCM_MAX_BYTES || bl == 0 ||
+            total > SIZE_MAX - bl || pt_lens[i] > pts_len - pt_total)
             return VP_ERR_ARG;
         total += bl;
+        pt_total += pt_lens[i];
     }
-    if (total != bodies_len || n == 0)
-        return n == 0 ? VP_OK : VP_ERR_ARG;
+    if (total != bodies_len || pt_total != pts_len)
+        return VP_ERR_ARG;
     int rc = put_timestamp(metas_out, NULL, 0); /* one clock reading for the whole batch */
     if (rc != VP_OK)
         return rc;
@@ -612,9 +718,10 @@ int vp_seal_many(vp_key *k, int scheme, const char *agent, size_t agent_len,
     if (w == NULL)
         return VP_ERR_OPENSSL;
     for (size_t i = 0; i < n && rc == VP_OK; i++) {
-        if (i > 0)
-            memcpy(metas_out + NONCE_HEX_LEN + SIG_HEX_LEN,
-                   metas_out - META_LEN + NONCE_HEX_LEN + SIG_HEX_LEN, META_TS_LEN);
+        if (i > 0) { /* the same timestamp as the first */
+            memset(metas_out, ' ', META_LEN);
+            memcpy(metas_out + META_TS, metas_out - META_LEN + META_TS, META_TS_LEN);
+        }
         rc = seal_one(w, scheme, agent, agent_len, NULL, NULL, pts, pt_lens[i], bodies_out,
                       metas_out);
         pts += pt_lens[i];
@@ -685,7 +792,7 @@ static int open_one(worker *w, int scheme, const char *agent, size_t agent_len,
     const char *ct_b64 = wire + IV_B64_LEN + TAG_B64_LEN;
     size_t ct_b64_len = wire_len - IV_B64_LEN - TAG_B64_LEN;
     size_t ct_len = vp_plaintext_len(body, body_len);
-    if (ct_len == 0 || ct_len > pt_cap)
+    if (ct_len == 0 || ct_len > pt_cap || (uint64_t)ct_len > GCM_MAX_BYTES)
         return VP_BAD_WIRE;
 
     if (!gcm_start(w->cipher, 0, iv, NULL, 0))
@@ -730,21 +837,35 @@ size_t vp_plaintext_len(const char *body, size_t body_len)
     return n;
 }
 
+/* VP_OK when ts_len and nonce_len fit inside headers_len, else the status of the header they
+ * leave malformed. */
+static int header_split(size_t headers_len, size_t ts_len, size_t nonce_len)
+{
+    if (ts_len > headers_len)
+        return VP_BAD_TIMESTAMP;
+    if (nonce_len > headers_len - ts_len)
+        return VP_BAD_NONCE;
+    return VP_OK;
+}
+
 int vp_open(vp_key *k, int scheme, const char *agent, size_t agent_len,
-            const char *headers, size_t ts_len, size_t nonce_len, size_t sig_len,
+            const char *headers, size_t headers_len, size_t ts_len, size_t nonce_len,
             const char *body, size_t body_len, unsigned char *pt_out, size_t pt_len)
 {
     if (k == NULL || (scheme != VP_SCHEME_TRANSFER && scheme != VP_SCHEME_PIPE) ||
-        (agent == NULL && agent_len != 0) || headers == NULL ||
+        (agent == NULL && agent_len != 0) || (headers == NULL && headers_len != 0) ||
         (body == NULL && body_len != 0) || (pt_out == NULL && pt_len != 0))
         return VP_ERR_ARG;
+    int rc = header_split(headers_len, ts_len, nonce_len);
+    if (rc != VP_OK)
+        return rc;
     worker *w = worker_take(k);
     if (w == NULL)
         return VP_ERR_OPENSSL;
     size_t produced = 0;
     const char *ts = headers, *nonce = ts + ts_len, *sig = nonce + nonce_len;
-    int rc = open_one(w, scheme, agent, agent_len, ts, ts_len, nonce, nonce_len, sig, sig_len,
-                      body, body_len, pt_out, pt_len, &produced);
+    rc = open_one(w, scheme, agent, agent_len, ts, ts_len, nonce, nonce_len, sig,
+                  headers_len - ts_len - nonce_len, body, body_len, pt_out, pt_len, &produced);
     worker_give_back(k, w);
     if (rc == VP_OK && produced != pt_len) { /* pt_len must be vp_plaintext_len(body) */
         OPENSSL_cleanse(pt_out, produced);
@@ -761,11 +882,16 @@ int vp_open_many(vp_key *const *keys, const int *schemes, size_t n, const char *
                     pt_lens == NULL || statuses == NULL)) ||
         (pts_out == NULL && pts_cap != 0) || n > SIZE_MAX / 5)
         return VP_ERR_ARG;
+    /* The buffers first: agent, headers and body lengths add up to fields_len exactly. */
     size_t total = 0;
-    for (size_t i = 0; i < 5 * n; i++) {
-        if (field_lens[i] > fields_len - total)
-            return VP_ERR_ARG;
-        total += field_lens[i];
+    for (size_t i = 0; i < n; i++) {
+        const size_t *fl = field_lens + 5 * i;
+        size_t parts[3] = {fl[0], fl[1], fl[4]};
+        for (int j = 0; j < 3; j++) {
+            if (parts[j] > fields_len - total)
+                return VP_ERR_ARG;
+            total += parts[j];
+        }
     }
     if (total != fields_len)
         return VP_ERR_ARG;
@@ -776,21 +902,26 @@ int vp_open_many(vp_key *const *keys, const int *schemes, size_t n, const char *
     worker *w = NULL;
     size_t out_off = 0;
     for (size_t i = 0; i < n; i++) {
-        if (keys[i] != held) {
-            if (w != NULL)
-                worker_give_back(held, w);
-            held = keys[i];
-            if ((w = worker_take(held)) == NULL)
-                return VP_ERR_OPENSSL;
-        }
         const size_t *fl = field_lens + 5 * i;
-        const char *agent = fields, *ts = agent + fl[0], *nonce = ts + fl[1];
-        const char *sig = nonce + fl[2], *body = sig + fl[3];
+        const char *agent = fields, *headers = agent + fl[0], *body = headers + fl[1];
         fields = body + fl[4];
         /* Each plaintext gets the room of its body, which always suffices. */
         size_t room = fl[4] <= pts_cap - out_off ? fl[4] : pts_cap - out_off;
-        statuses[i] = open_one(w, schemes[i], agent, fl[0], ts, fl[1], nonce, fl[2], sig, fl[3],
-                               body, fl[4], pts_out + out_off, room, &pt_lens[i]);
+        pt_lens[i] = 0;
+        statuses[i] = header_split(fl[1], fl[2], fl[3]);
+        if (statuses[i] == VP_OK) {
+            if (keys[i] != held) {
+                if (w != NULL)
+                    worker_give_back(held, w);
+                held = keys[i];
+                if ((w = worker_take(held)) == NULL)
+                    return VP_ERR_OPENSSL;
+            }
+            const char *nonce = headers + fl[2], *sig = nonce + fl[3];
+            statuses[i] = open_one(w, schemes[i], agent, fl[0], headers, fl[2], nonce, fl[3],
+                                   sig, fl[1] - fl[2] - fl[3], body, fl[4], pts_out + out_off,
+                                   room, &pt_lens[i]);
+        }
         out_off += room;
     }
     if (w != NULL)

@@ -1,12 +1,15 @@
 """IVs and nonces never repeat: across fork() (a child must not reuse random bytes its parent
-had buffered) and across threads sharing one Credentials. Each engine is tested explicitly,
-whatever VPSEAL_BACKEND says."""
+had buffered), across glibc's _Fork() (which runs no pthread_atfork handlers), and across
+threads sharing one Credentials. Each engine is tested explicitly, whatever VPSEAL_BACKEND
+says."""
 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -151,6 +154,79 @@ def test_fork_child_random_bytes_differ(tmp_path: Path) -> None:
     mine = engine.random_bytes(16) + engine.random_bytes(28)
     _reap([pid])
     assert out.read_bytes() != mine
+
+
+# Run in a fresh interpreter: _Fork() copies only the calling thread and runs no fork handlers
+# (Python's own included), so the split happens where no other thread can hold a lock.
+_FORK_SCRIPT = r"""
+import ctypes, json, os, sys
+import vpseal
+from vpseal._backend import load
+
+backend = sys.argv[1]
+libc = ctypes.PyDLL(None)  # PyDLL: the GIL stays held across the call
+try:
+    _Fork = libc._Fork
+except AttributeError:
+    print(json.dumps({"skip": "this libc has no _Fork (glibc 2.34+)"}))
+    sys.exit(0)
+_Fork.restype = ctypes.c_int
+_Fork.argtypes = []
+engine = load(backend)
+creds = vpseal.Credentials("agent", bytes(32), backend=backend)
+payload = {"a": 1}
+
+def records():
+    out = []
+    for sealed in [vpseal.seal_request(creds, payload) for _ in range(3)] + vpseal.seal_many(
+        creds, [payload] * 3
+    ):
+        out.append(["seal iv", sealed.body[15:31].decode()])
+        out.append(["seal nonce", sealed.headers["x-nonce"]])
+    # the IVs a caller of AesGcm.encrypt would draw
+    out += [["random", engine.random_bytes(12).hex()] for _ in range(3)]
+    return out
+
+records()  # the parent's per-thread random cache is warm (and partly used) before the split
+read_end, write_end = os.pipe()
+pid = _Fork()
+if pid == 0:
+    code = 1
+    try:
+        os.write(write_end, json.dumps(records()).encode())
+        code = 0
+    finally:
+        os._exit(code)
+os.close(write_end)
+mine = records()
+chunks = []
+while chunk := os.read(read_end, 65536):
+    chunks.append(chunk)
+_, status = os.waitpid(pid, 0)
+print(json.dumps({"parent": mine, "child": json.loads(b"".join(chunks)), "status": status}))
+"""
+
+
+@pytest.mark.parametrize("engine_name", ["native", "fallback"])
+def test_fork_without_atfork_handlers_never_repeats(engine_name: str) -> None:
+    """glibc's _Fork() (through ctypes) skips pthread_atfork: parent and child still seal and
+    draw different IVs and nonces after the split."""
+    if engine_name == "native":
+        pytest.importorskip("vpseal._native")
+    proc = subprocess.run(
+        [sys.executable, "-c", _FORK_SCRIPT, engine_name],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    if "skip" in result:
+        pytest.skip(result["skip"])
+    assert result["status"] == 0
+    parent = {value for _, value in result["parent"]}
+    child = {value for _, value in result["child"]}
+    assert len(parent) == len(result["parent"]) and len(child) == len(result["child"])
+    shared = [kind for kind, value in result["child"] if value in parent]
+    assert shared == [], f"parent and child repeated: {shared}"
 
 
 def _run_threads(n: int, target: Any) -> list[Any]:

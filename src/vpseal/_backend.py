@@ -6,7 +6,26 @@ Everything above this module is backend-free.
 
 The public layer validates what it can (key 32 bytes, scheme one of the constants, payload
 JSON); engines check the rest themselves (IV and header formats, every length) and never crash
-on bad input: they answer with a status or raise ValueError/InvalidTag.
+on bad input. Both engines raise the same exception types for the same bad input (the shared
+checks are in _args; tests/test_engine_errors.py holds them to it):
+
+- TypeError: an argument of the wrong type. Every buffer may be bytes or any bytes-like
+  (bytearray, memoryview, a bytes subclass); each is copied once into an exact bytes object,
+  so nothing an object says about its own length is trusted;
+- ValueError: a wrong value or length (a key not 32 bytes, an IV not 12, an unknown scheme, an
+  empty plaintext, a fixed timestamp/nonce/IV of the wrong form, data longer than AES-GCM
+  allows, a negative count). Never OverflowError, however large an int;
+- InvalidTag: decrypt's authentication failure;
+- RuntimeError: OpenSSL itself failed (native only: allocation, provider).
+
+open and open_batch answer for the request instead of raising: a status, including for header
+lengths that do not fit the header bytes (OPEN_BAD_TIMESTAMP, then OPEN_BAD_NONCE), so that in
+a batch every request gets its own verdict. Only arguments that no request could have (a wrong
+type, an unknown scheme, an engine of the other class) raise, for the whole batch.
+
+If the native engine cannot be used, importing it raises ImportError saying why: not built,
+not CPython, or its known-answer self-test failed (see _native). With VPSEAL_BACKEND unset the
+fallback is used instead, and the reason is kept in ``native_error``.
 """
 
 from __future__ import annotations
@@ -94,7 +113,12 @@ def load(name: str) -> Engine:
     return cast(Engine, module)
 
 
+# Why the native engine is not the process-wide one, when it was wanted but could not load.
+native_error: str | None = None
+
+
 def _load() -> Engine:
+    global native_error
     wanted = os.environ.get("VPSEAL_BACKEND", "").strip().lower()
     if wanted not in ("", "native", "fallback"):
         raise ImportError(f"VPSEAL_BACKEND must be 'native' or 'fallback', not {wanted!r}")
@@ -102,7 +126,8 @@ def _load() -> Engine:
         return load(wanted)
     try:
         return load("native")
-    except ImportError:
+    except ImportError as exc:
+        native_error = str(exc)
         return load("fallback")
 
 

@@ -38,7 +38,19 @@ from Crypto.Util._raw_api import (
     get_raw_buffer,
 )
 
-from vpseal._args import aead_args
+from vpseal._args import (
+    GCM_MAX_BYTES,
+    RANDOM_MAX,
+    aead_args,
+    as_bytes,
+    header_split,
+    key_bytes,
+    open_args,
+    random_count,
+    seal_args,
+    seal_many_args,
+    too_long,
+)
 from vpseal._protocol import (
     BODY_PREFIX,
     BODY_SUFFIX,
@@ -105,11 +117,15 @@ def openssl_version() -> str | None:
 
 def random_bytes(n: int) -> bytes:
     """os.urandom: a CSPRNG that holds no state in this process, so fork() cannot repeat it."""
+    if type(n) is not int or not 0 <= n <= RANDOM_MAX:
+        n = random_count(n)
     return _urandom(n)
 
 
 def sha256_hex(data: bytes) -> str:
     """Lowercase hex SHA-256, the signature primitive of both schemes."""
+    if type(data) is not bytes:
+        data = as_bytes("data", data)
     return _sha256(data).hexdigest()
 
 
@@ -119,11 +135,6 @@ def _now_ms_text() -> bytes:
 
 def _valid_timestamp(timestamp: bytes) -> bool:
     return 0 < len(timestamp) <= 16 and timestamp.isdigit()  # bytes.isdigit is ASCII-only
-
-
-def _bad_argument(why: str) -> ValueError:
-    """The same exception the native engine raises for arguments the public layer checks."""
-    return ValueError(f"vpseal fallback engine rejected an argument: {why}")
 
 
 def _b64(data: bytes) -> bytes:
@@ -209,9 +220,7 @@ class KeyEngine:
     __slots__ = ("_ecb", "_ghash", "_ghash_parts", "_key")
 
     def __init__(self, key: bytes) -> None:
-        key = bytes(key)
-        if len(key) != 32:
-            raise ValueError(f"AES-256 key must be 32 bytes, got {len(key)}")
+        key = key_bytes(key)
         self._key = key
         self._ecb = _make_ecb(key)
         self._ghash, self._ghash_parts = _make_ghash(self._ecb(_ZEROS))
@@ -230,6 +239,8 @@ class KeyEngine:
         else:
             aad = b""
         if len(plaintext) > _LONG or len(aad) > _LONG:
+            if len(plaintext) > GCM_MAX_BYTES:
+                raise too_long("plaintext")
             ct, tag = self._encrypt_long(iv, plaintext, aad)
         else:
             ct, tag = self._encrypt_short(iv, plaintext, aad)
@@ -276,6 +287,8 @@ class KeyEngine:
         """Verify the tag first; only then make (and release) the plaintext."""
         n = len(ct)
         if n > _LONG or len(aad) > _LONG:
+            if n > GCM_MAX_BYTES:
+                raise too_long("data")
             return self._decrypt_long(iv, ct, tag, aad)
         ks = self._keystream(iv, n)
         expected = self._tag(ks, aad, ct)
@@ -330,14 +343,22 @@ class KeyEngine:
 
         body is exactly BODY_PREFIX + wire + BODY_SUFFIX, wire = b64(iv) + b64(tag) + b64(ct).
         """
-        if scheme != SCHEME_TRANSFER and scheme != SCHEME_PIPE:
-            raise _bad_argument("unknown signature scheme")
-        if not plaintext:
-            raise _bad_argument("plaintext must not be empty (an empty ciphertext never opens)")
+        if (
+            type(plaintext) is not bytes
+            or type(agent_id) is not bytes
+            or type(scheme) is not int
+            or (scheme != SCHEME_TRANSFER and scheme != SCHEME_PIPE)
+            or not plaintext
+            or len(plaintext) > GCM_MAX_BYTES
+            or timestamp is not None
+            or nonce_hex is not None
+            or iv is not None
+        ):
+            scheme, agent_id, plaintext, timestamp, nonce_hex, iv = seal_args(
+                scheme, agent_id, plaintext, timestamp, nonce_hex, iv
+            )
         if timestamp is None:
             timestamp = _now_ms_text()
-        elif not _valid_timestamp(timestamp):
-            raise _bad_argument("timestamp must be 1-16 decimal digits")
         if nonce_hex is None:
             if iv is None:  # the usual case: one system call for both
                 fresh = random_bytes(_SEAL_RANDOM)
@@ -345,12 +366,8 @@ class KeyEngine:
                 iv = fresh[_NONCE:]
             else:
                 nonce_hex = random_bytes(_NONCE).hex().encode("ascii")
-        elif len(nonce_hex) != _NONCE * 2 or nonce_hex.strip(_LOWER_HEX):
-            raise _bad_argument("nonce must be 32 lowercase hex characters")
         if iv is None:
             iv = random_bytes(_IV)
-        elif len(iv) != _IV:
-            raise _bad_argument("iv must be 12 bytes")
         return self._seal(scheme, agent_id, timestamp, nonce_hex, iv, plaintext)
 
     def _seal(
@@ -380,10 +397,15 @@ class KeyEngine:
     ) -> list[tuple[bytes, str, str, str]]:
         """seal() for each plaintext with one clock reading and fresh nonces and IVs: one
         os.urandom call for all."""
-        if scheme != SCHEME_TRANSFER and scheme != SCHEME_PIPE:
-            raise _bad_argument("unknown signature scheme")
-        if not all(plaintexts):
-            raise _bad_argument("plaintext must not be empty (an empty ciphertext never opens)")
+        if (
+            type(agent_id) is not bytes
+            or type(scheme) is not int
+            or (scheme != SCHEME_TRANSFER and scheme != SCHEME_PIPE)
+            or {*map(type, plaintexts)} - {bytes}
+            or not all(plaintexts)
+            or sum(map(len, plaintexts)) > GCM_MAX_BYTES
+        ):
+            scheme, agent_id, plaintexts = seal_many_args(scheme, agent_id, plaintexts)
         count = len(plaintexts)
         if count == 0:
             return []
@@ -420,10 +442,23 @@ class KeyEngine:
     ) -> tuple[int, bytes | None]:
         """(status, plaintext if status == OPEN_OK else None); checks in the order of the
         OPEN_* constants. The signature is compared case-insensitively in constant time."""
-        if scheme != SCHEME_TRANSFER and scheme != SCHEME_PIPE:
-            raise _bad_argument("unknown signature scheme")
-        if ts_len < 0 or nonce_len < 0 or ts_len + nonce_len > len(headers):
-            raise _bad_argument("header lengths do not fit the header bytes")
+        if (
+            type(headers) is not bytes
+            or type(body) is not bytes
+            or type(agent_id) is not bytes
+            or type(scheme) is not int
+            or (scheme != SCHEME_TRANSFER and scheme != SCHEME_PIPE)
+            or type(ts_len) is not int
+            or type(nonce_len) is not int
+        ):
+            scheme, agent_id, headers, ts_len, nonce_len, body, status = open_args(
+                scheme, agent_id, headers, ts_len, nonce_len, body
+            )
+            if status != OPEN_OK:
+                return status, None
+        elif ts_len < 0 or nonce_len < 0 or ts_len + nonce_len > len(headers):
+            # a split that does not fit is a malformed header, as in the native engine
+            return header_split(headers, ts_len, nonce_len), None
         split = ts_len + nonce_len
         return self._open(
             scheme, agent_id, headers[:ts_len], headers[ts_len:split], headers[split:], body
@@ -486,4 +521,6 @@ class KeyEngine:
         items: Sequence[tuple[KeyEngine, int, bytes, bytes, int, int, bytes]],
     ) -> list[tuple[int, bytes | None]]:
         """open() for each (engine, scheme, agent_id, headers, ts_len, nonce_len, body)."""
+        if {type(item[0]) for item in items} - {KeyEngine}:
+            raise TypeError("open_batch items must each hold a fallback KeyEngine")
         return [engine.open(s, a, h, t, n, b) for engine, s, a, h, t, n, b in items]

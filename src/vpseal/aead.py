@@ -24,6 +24,13 @@ class AesGcm:
 
     One object may be used from several threads at once. The caller owns IV uniqueness here;
     the whole-request API (seal_request) draws IVs itself.
+
+    Key usage limit: with random 96-bit IVs, encrypt at most 2^32 (about 4.3 billion) messages
+    under one key (NIST SP 800-38D, section 8.3): beyond that the chance that two IVs collide,
+    which would expose the XOR of two plaintexts and let an attacker forge tags, exceeds the
+    2^-32 the standard allows. Rotate the key well before then. (Counter IVs that never repeat
+    have no such bound, but must then be managed across processes and restarts.) A single
+    message is at most 2^36 - 32 bytes; longer data is a ValueError.
     """
 
     # encrypt/decrypt are the engine's own bound methods: one Python frame per call.
