@@ -106,6 +106,30 @@ RATIOS: list[tuple[str, str, str, str, str, float]] = [
         0.6,
     ),
     (
+        "memory guard: open vs window-only open",
+        "open with replay check",
+        "memory-guard",
+        "window-only",
+        "time",
+        1.375,  # adds <= 1.5 us to an open of about 4.0 us (issue 9)
+    ),
+    (
+        "memory guard, 2 generations: open vs window-only",
+        "open with replay check",
+        "memory-guard-2-generations",
+        "window-only",
+        "time",
+        1.375,
+    ),
+    (
+        "memory guard vs a plain-dict check (open)",
+        "open with replay check",
+        "memory-guard",
+        "user-dict",
+        "time",
+        1.1,
+    ),
+    (
         "native batch seal: 2 threads vs 1 thread",
         "batch seal threads",
         "2-threads",

@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -241,7 +241,9 @@ def check(result: object, expected: Any, payload: object = None, secrets: Iterab
 any_char = st.characters(blacklist_categories=("Cs",))
 text = st.text(any_char, max_size=40)
 decimals = st.one_of(
-    st.decimals(allow_nan=False, allow_infinity=False, places=2, min_value=-10**9, max_value=10**9),
+    st.decimals(
+        allow_nan=False, allow_infinity=False, places=2, min_value=-(10**9), max_value=10**9
+    ),
     st.decimals(allow_nan=False, allow_infinity=False, places=6),
     st.decimals(allow_nan=False, allow_infinity=False, places=12),
     st.decimals(allow_nan=False, allow_infinity=False),
@@ -334,3 +336,76 @@ def redis_race_worker() -> None:
         else:
             result["accepted"].append(i)
     print(json.dumps(result), flush=True)
+
+
+# -- what an exception carries ------------------------------------------------------------------
+
+VPSEAL_SOURCE = os.path.dirname(os.path.abspath(vpseal.__file__)) + os.sep
+
+
+def _holds(value: object, marker: str, depth: int = 0, seen: set[int] | None = None) -> bool:
+    """Whether value (a str, bytes, container or anything with a repr) contains marker."""
+    if isinstance(value, str):
+        return marker in value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return marker.encode() in bytes(value)
+    seen = set() if seen is None else seen
+    if id(value) in seen or depth > 6:
+        return False
+    seen.add(id(value))
+    if isinstance(value, Mapping):
+        items: Iterable[object] = [*value.keys(), *value.values()]
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        items = value
+    else:
+        try:
+            return marker in repr(value)
+        except Exception:  # a repr that fails shows nothing
+            return False
+    return any(_holds(item, marker, depth + 1, seen) for item in items)
+
+
+def exception_exposure(exc: BaseException, *, frames: bool = True) -> Iterator[tuple[str, object]]:
+    """(where, value) for everything reachable from exc that a log line, an error reporter or a
+    debugger could show: every exception on its __cause__ / __context__ chain, with its str,
+    repr, args and every attribute (.doc of a JSONDecodeError, .object of a UnicodeError,
+    __notes__...), and (frames=True) the locals of every vpseal frame on its traceback, which
+    reporters such as Sentry record."""
+    pending: list[tuple[str, BaseException]] = [("exc", exc)]
+    seen: set[int] = set()
+    while pending:
+        where, current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        name = f"{where}:{type(current).__name__}"
+        yield f"{name} str", str(current)
+        yield f"{name} repr", repr(current)
+        yield f"{name} args", current.args
+        for attr in dir(current):
+            if attr.startswith("__") and attr != "__notes__":
+                continue
+            try:
+                value = getattr(current, attr)
+            except Exception:
+                continue
+            if not callable(value):
+                yield f"{name}.{attr}", value
+        if frames:
+            tb = current.__traceback__
+            while tb is not None:
+                frame = tb.tb_frame
+                if frame.f_code.co_filename.startswith(VPSEAL_SOURCE):
+                    for local, value in frame.f_locals.items():
+                        yield f"{name} frame {frame.f_code.co_name}() local {local}", value
+                tb = tb.tb_next
+        for link in ("__cause__", "__context__"):
+            linked = getattr(current, link)
+            if linked is not None:
+                pending.append((f"{where}.{link}", linked))
+
+
+def assert_exception_hides(exc: BaseException, marker: str, *, frames: bool = True) -> None:
+    """Nothing reachable from exc (see exception_exposure) contains marker."""
+    for where, value in exception_exposure(exc, frames=frames):
+        assert not _holds(value, marker), f"{where} holds the plaintext"

@@ -1,6 +1,6 @@
 """Replay protection: the timestamp window, nonces and message ids seen (memory and Redis
-stores), and where the guard sits in open_request's order (after the signature, before
-decryption)."""
+stores), and where the guard sits in open_request's order (the window after the signature and
+before decryption; the record only once the GCM tag has verified)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,8 @@ from _envelope_helpers import (
 )
 
 import vpseal
+from vpseal.errors import NonceStoreFull
+from vpseal.replay import DEFAULT_MAX_ENTRIES
 
 PAYLOAD = {"username": "player001", "transId": "CASHOUT-20250129-001"}
 NOW = 1_769_746_894_501
@@ -201,7 +203,7 @@ def test_failed_signature_or_format_consumes_nothing(backend: str, scheme: str) 
     assert _open(c, sealed, guard=guard, now_ms=NOW).payload == PAYLOAD
 
 
-def test_order_signature_then_replay_then_decryption(backend: str, scheme: str) -> None:
+def test_order_signature_then_window_then_decryption(backend: str, scheme: str) -> None:
     c = creds(backend, scheme)
     guard = vpseal.ReplayGuard(window_ms=WINDOW)
     stale_ts = str(NOW - WINDOW - 1)
@@ -216,11 +218,15 @@ def test_order_signature_then_replay_then_decryption(backend: str, scheme: str) 
     headers = resign(sealed.headers, broken, scheme, x_timestamp=stale_ts)
     assert_error(_open(c, (headers, broken), guard=guard, now_ms=NOW), vpseal.ReplayError, 83)
     # in the window, signed, undecryptable -> 84 ...
-    headers = resign(sealed.headers, broken, scheme, x_timestamp=str(NOW), x_nonce=fresh_nonce())
+    nonce = fresh_nonce()
+    headers = resign(sealed.headers, broken, scheme, x_timestamp=str(NOW), x_nonce=nonce)
     assert_error(_open(c, (headers, broken), guard=guard, now_ms=NOW), vpseal.DecryptionError, 84)
-    # ... and its nonce was recorded on the way: the same again is a replay
-    assert_error(_open(c, (headers, broken), guard=guard, now_ms=NOW), vpseal.ReplayError, 83)
-    # a replayed request whose plaintext is not JSON: replay first
+    # ... and nothing was recorded (only the GCM tag proves the sender has the key): the same
+    # again is 84 again, and a genuine request with that nonce opens
+    assert_error(_open(c, (headers, broken), guard=guard, now_ms=NOW), vpseal.DecryptionError, 84)
+    genuine = vpseal.seal_request(c, PAYLOAD, timestamp_ms=NOW, nonce=nonce)
+    assert _open(c, genuine, guard=guard, now_ms=NOW).payload == PAYLOAD
+    # a replayed request whose plaintext is not JSON (its tag verified, so it was recorded)
     not_json = vpseal.seal_request(c, b"not json", timestamp_ms=NOW)
     assert_error(_open(c, not_json, guard=guard, now_ms=NOW), vpseal.RequestFormatError, 11)
     assert_error(_open(c, not_json, guard=guard, now_ms=NOW), vpseal.ReplayError, 83)
@@ -403,6 +409,239 @@ def test_guard_shared_by_threads(backend: str, scheme: str) -> None:
         for r in results:
             if r not in ok:
                 assert_error(r, vpseal.ReplayError, 83)
+
+
+# -- only a verified request is recorded (SPEC.md section 4) -----------------------------------
+
+
+def _forged(sealed: Any, scheme: str, *, respell: bool = False) -> tuple[dict[str, str], bytes]:
+    """What anyone can send without the key: the genuine request's nonce and timestamp, a
+    body whose ciphertext is changed (so its GCM tag fails; its IV and tag, the message id,
+    are the genuine ones) and a signature recomputed over it."""
+    wire = wire_of(sealed.body)
+    changed = wire[:44] + ("A" if wire[44] != "A" else "B") + wire[45:]  # in the ciphertext
+    if respell:
+        body = b'{"cipherText": "' + changed.encode() + b'"}'
+    else:
+        body = PREFIX + changed.encode() + SUFFIX
+    return resign(sealed.headers, body, scheme), body
+
+
+def test_bad_tag_does_not_burn_the_nonce(backend: str, scheme: str) -> None:
+    """A request with the genuine one's nonce, timestamp and message id, a valid signature
+    and a bad tag is refused (84) and recorded nowhere: the genuine request still opens, once.
+    On the byte-exact path, the re-spelled (slow) path and with headers in another case."""
+    c = creds(backend, scheme)
+    for variant in ("exact", "respelled", "header case"):
+        store = vpseal.MemoryNonceStore()
+        guard = vpseal.ReplayGuard(store=store)
+        sealed = vpseal.seal_request(c, PAYLOAD, timestamp_ms=NOW)
+        headers, body = _forged(sealed, scheme, respell=variant == "respelled")
+        if variant == "header case":
+            headers = {name.upper(): value for name, value in headers.items()}
+        for _ in range(3):
+            result = _open(c, (headers, body), guard=guard, now_ms=NOW)
+            assert_error(result, vpseal.DecryptionError, 84)
+        assert len(store) == 0, variant
+        assert _open(c, sealed, guard=guard, now_ms=NOW).payload == PAYLOAD
+        # the genuine request is remembered: as it is, and its body under fresh headers
+        assert_error(_open(c, sealed, guard=guard, now_ms=NOW), vpseal.ReplayError, 83)
+        copy = resign(sealed.headers, sealed.body, scheme, x_nonce=fresh_nonce())
+        assert_error(_open(c, (copy, sealed.body), guard=guard, now_ms=NOW), vpseal.ReplayError, 83)
+        # a forgery is still 84 afterwards: the store is consulted only after the tag verified
+        assert_error(_open(c, (headers, body), guard=guard, now_ms=NOW), vpseal.DecryptionError, 84)
+
+
+def test_bad_tag_in_a_batch_does_not_burn_the_nonce(backend: str, scheme: str) -> None:
+    c = creds(backend, scheme)
+    guard = vpseal.ReplayGuard()
+    sealed = [vpseal.seal_request(c, {"i": i}, timestamp_ms=NOW) for i in range(3)]
+    forged = [_forged(s, scheme, respell=i == 1) for i, s in enumerate(sealed)]
+    results = vpseal.open_many(c, [*forged, *sealed, sealed[0], forged[2]], guard=guard, now_ms=NOW)
+    for result in results[:3]:
+        assert_error(result, vpseal.DecryptionError, 84)
+    assert [r.payload for r in results[3:6]] == [{"i": 0}, {"i": 1}, {"i": 2}]
+    assert_error(results[6], vpseal.ReplayError, 83)
+    assert_error(results[7], vpseal.DecryptionError, 84)
+
+
+def test_stale_bad_tag_is_refused_by_the_window_first(backend: str, scheme: str) -> None:
+    """The window may be (and is) checked before the GCM verdict: a stale forgery is 83."""
+    c = creds(backend, scheme)
+    guard = vpseal.ReplayGuard(window_ms=WINDOW)
+    sealed = vpseal.seal_request(c, PAYLOAD, timestamp_ms=NOW - WINDOW - 1)
+    for respell in (False, True):
+        forged = _forged(sealed, scheme, respell=respell)
+        assert_error(_open(c, forged, guard=guard, now_ms=NOW), vpseal.ReplayError, 83)
+        assert_error(
+            vpseal.open_many(c, [forged], guard=guard, now_ms=NOW)[0], vpseal.ReplayError, 83
+        )
+    assert len(guard.store) == 0  # type: ignore[arg-type]
+
+
+def test_forgeries_cannot_fill_the_store(backend: str) -> None:
+    """Any number of undecryptable requests leave a small store empty and usable."""
+    c = creds(backend)
+    store = vpseal.MemoryNonceStore(max_entries=4)
+    guard = vpseal.ReplayGuard(store=store)
+    genuine = [vpseal.seal_request(c, {"i": i}, timestamp_ms=NOW) for i in range(2)]
+    forged = []
+    for _ in range(50):
+        sealed = vpseal.seal_request(c, PAYLOAD, timestamp_ms=NOW)
+        forged.append(_forged(sealed, "transfer"))
+    for result in vpseal.open_many(c, forged, guard=guard, now_ms=NOW):
+        assert_error(result, vpseal.DecryptionError, 84)
+    for request in forged[:10]:
+        assert_error(_open(c, request, guard=guard, now_ms=NOW), vpseal.DecryptionError, 84)
+    assert len(store) == 0
+    assert [_open(c, s, guard=guard, now_ms=NOW).payload for s in genuine] == [{"i": 0}, {"i": 1}]
+
+
+def test_genuine_and_forgeries_raced_by_threads(backend: str) -> None:
+    """Forgeries with the genuine request's nonce, opened by other threads at the same time,
+    never take its place: the genuine request opens, exactly once."""
+    c = creds(backend)
+    for _ in range(10):
+        guard = vpseal.ReplayGuard()
+        sealed = vpseal.seal_request(c, PAYLOAD)
+        forged = _forged(sealed, "transfer")
+        requests = [forged] * 6 + [sealed] * 2
+        barrier = threading.Barrier(len(requests), timeout=60)
+        results: list[Any] = [None] * len(requests)
+
+        def worker(
+            i: int,
+            barrier: Any = barrier,
+            results: list[Any] = results,
+            requests: list[Any] = requests,
+            guard: Any = guard,
+        ) -> None:
+            barrier.wait()
+            results[i] = _open(c, requests[i], guard=guard)
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(requests))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for result in results[:6]:
+            assert_error(result, vpseal.DecryptionError, 84)
+        genuine = results[6:]
+        assert sum(isinstance(r, vpseal.OpenedRequest) for r in genuine) == 1
+        assert any(isinstance(r, vpseal.ReplayError) for r in genuine)
+
+
+# -- the memory store is bounded: full, it refuses (code 7) rather than grow or forget ----------
+
+
+def test_full_memory_store_refuses_and_recovers(backend: str) -> None:
+    c = creds(backend)
+    store = vpseal.MemoryNonceStore(max_entries=4)  # two requests: a nonce and a message id each
+    guard = vpseal.ReplayGuard(window_ms=300, store=store)
+    first, second, third = (vpseal.seal_request(c, {"i": i}, timestamp_ms=NOW) for i in range(3))
+    assert _open(c, first, guard=guard, now_ms=NOW).payload == {"i": 0}
+    assert _open(c, second, guard=guard, now_ms=NOW).payload == {"i": 1}
+    assert len(store) == 4
+    refused = _open(c, third, guard=guard, now_ms=NOW)
+    assert_error(refused, NonceStoreFull, 7)
+    assert isinstance(refused, vpseal.NonceStoreError)
+    assert "full" in str(refused) and "4" in str(refused)
+    assert_error(vpseal.open_many(c, [third], guard=guard, now_ms=NOW)[0], NonceStoreFull, 7)
+    # full, it forgets nothing early: a replay is still a replay
+    assert_error(_open(c, first, guard=guard, now_ms=NOW), vpseal.ReplayError, 83)
+    assert len(store) == 4  # the refused request was not recorded
+    # once the two entries have expired (a 300 ms window), new requests are accepted again
+    deadline = time.monotonic() + 10
+    while True:
+        time.sleep(0.05)
+        result = _open(c, third, guard=guard, now_ms=NOW)
+        if isinstance(result, vpseal.OpenedRequest):
+            break
+        assert_error(result, NonceStoreFull, 7)
+        assert time.monotonic() < deadline, "the store never made room"
+    assert result.payload == {"i": 2}
+    assert len(store) == 2
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, 1.5, "10", None])
+def test_memory_store_max_entries_validation(bad: Any) -> None:
+    with pytest.raises(ValueError, match="max_entries"):
+        vpseal.MemoryNonceStore(max_entries=bad)
+
+
+def test_memory_store_default_bound() -> None:
+    store = vpseal.MemoryNonceStore()
+    assert store.max_entries == DEFAULT_MAX_ENTRIES > 0
+    assert repr(store) == f"MemoryNonceStore(max_entries={DEFAULT_MAX_ENTRIES})"
+    assert vpseal.ReplayGuard().store.max_entries == DEFAULT_MAX_ENTRIES  # type: ignore[attr-defined]
+    assert vpseal.MemoryNonceStore(max_entries=10).max_entries == 10
+
+
+def test_memory_store_full_add_is_all_or_nothing() -> None:
+    store = vpseal.MemoryNonceStore(max_entries=3)
+    assert store.add(["a", "b"], 60_000)
+    with pytest.raises(NonceStoreFull):
+        store.add(["c", "d"], 60_000)
+    assert len(store) == 2
+    assert store.add(["c"], 60_000)
+    assert not store.add(["a"], 60_000)  # present: False, full or not
+    assert not store.add(["z", "c"], 60_000)
+    with pytest.raises(NonceStoreFull):
+        store.add(["z"], 60_000)
+    assert store.add([], 60_000)
+    assert len(store) == 3
+
+
+def test_memory_store_grows_and_forgets_nothing() -> None:
+    """Tens of thousands of requests (the table is rehashed several times on the way): every
+    nonce and every message id is still refused afterwards."""
+    store = vpseal.MemoryNonceStore()
+    guard = vpseal.ReplayGuard(store=store)
+    nonces = [fresh_nonce() for _ in range(30_000)]
+    for i, nonce in enumerate(nonces):
+        guard.check(AGENT, NOW, nonce, message_id=f"message-{i}", now=NOW)
+    assert len(store) == 60_000
+    for i in range(0, 30_000, 37):
+        with pytest.raises(vpseal.ReplayError):
+            guard.check(AGENT, NOW, nonces[i], now=NOW)
+        with pytest.raises(vpseal.ReplayError):
+            guard.check(AGENT, NOW, fresh_nonce(), message_id=f"message-{i}", now=NOW)
+        guard.check(OTHER_AGENT, NOW, nonces[i], message_id=f"message-{i}", now=NOW)
+    keys = [f"key-{i}" for i in range(20_000)]
+    assert all(store.add([key], 60_000) for key in keys)
+    assert not any(store.add([key], 60_000) for key in keys)
+
+
+def test_memory_store_older_generation_still_refuses() -> None:
+    """A generation lasts as long as the longest ttl it saw; a finished one is kept, read-only,
+    until everything in it has expired, and is still consulted meanwhile."""
+    store = vpseal.MemoryNonceStore()
+    assert store.add(["a"], 1_000)  # a generation of 1 s starts here
+    time.sleep(0.6)
+    assert store.add(["b"], 1_000)  # b expires about 1.6 s from the start
+    time.sleep(0.5)
+    assert store.add(["c"], 1_000)  # a new generation; the first is kept for b
+    assert not store.add(["b"], 1_000)
+    assert not store.add(["c"], 1_000)
+    assert not store.add(["x", "b"], 1_000)
+    assert store.add(["x"], 1_000)
+    time.sleep(2.2)  # everything has expired: both tables are dropped
+    assert len(store) == 0
+    assert store.add(["a", "b", "c", "x"], 1_000)
+
+
+def test_check_and_open_share_the_message_id(backend: str) -> None:
+    """ReplayGuard.check(message_id=...) and open_request record the same message id (the
+    wire string's first 40 characters), so either one refuses what the other recorded."""
+    c = creds(backend)
+    guard = vpseal.ReplayGuard()
+    sealed = vpseal.seal_request(c, PAYLOAD, timestamp_ms=NOW)
+    assert _open(c, sealed, guard=guard, now_ms=NOW).payload == PAYLOAD
+    with pytest.raises(vpseal.ReplayError):
+        guard.check(AGENT, NOW, fresh_nonce(), message_id=wire_of(sealed.body)[:40], now=NOW)
+    other = vpseal.seal_request(c, PAYLOAD, timestamp_ms=NOW)
+    guard.check(AGENT, NOW, fresh_nonce(), message_id=wire_of(other.body)[:40], now=NOW)
+    assert_error(_open(c, other, guard=guard, now_ms=NOW), vpseal.ReplayError, 83)
 
 
 # -- MemoryNonceStore --------------------------------------------------------------------------
@@ -634,3 +873,49 @@ def test_unreachable_redis_store_refuses_with_a_vpseal_error(backend: str) -> No
     assert info.value.api_code == 7
     assert isinstance(info.value, vpseal.VPSealError)
     assert "hunter2" not in str(info.value) and "hunter2" not in repr(info.value)
+
+
+@pytest.mark.redis
+def test_redis_bad_tag_does_not_burn_the_nonce(redis_prefix: Any, backend: str) -> None:
+    """With a shared Redis store too, nothing is written for a request whose tag fails."""
+    url, client, prefix = redis_prefix()
+    c = creds(backend)
+    guard = vpseal.ReplayGuard(store=vpseal.RedisNonceStore(url=url, prefix=prefix))
+    sealed = vpseal.seal_request(c, PAYLOAD)
+    for respell in (False, True):
+        forged = _forged(sealed, "transfer", respell=respell)
+        assert_error(_open(c, forged, guard=guard), vpseal.DecryptionError, 84)
+        assert_error(vpseal.open_many(c, [forged], guard=guard)[0], vpseal.DecryptionError, 84)
+    assert list(client.scan_iter(match=prefix + "*")) == []
+    assert _open(c, sealed, guard=guard).payload == PAYLOAD
+    assert len(list(client.scan_iter(match=prefix + "*"))) == 2
+    assert_error(_open(c, sealed, guard=guard), vpseal.ReplayError, 83)
+
+
+@pytest.mark.redis
+def test_redis_guard_shared_by_threads(redis_prefix: Any, backend: str) -> None:
+    """8 threads open the same request through Redis at once: exactly one gets it (the
+    record, made after the tag verified, is still one atomic check-and-set)."""
+    url, _client, prefix = redis_prefix()
+    c = creds(backend)
+    for _ in range(10):
+        guard = vpseal.ReplayGuard(store=vpseal.RedisNonceStore(url=url, prefix=prefix))
+        sealed = vpseal.seal_request(c, PAYLOAD)
+        barrier = threading.Barrier(8, timeout=60)
+        results: list[Any] = []
+
+        def worker(
+            sealed: Any = sealed, guard: Any = guard, barrier: Any = barrier, out: Any = results
+        ) -> None:
+            barrier.wait()
+            out.append(_open(c, sealed, guard=guard))
+
+        threads = [threading.Thread(target=worker) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sum(isinstance(r, vpseal.OpenedRequest) for r in results) == 1
+        for r in results:
+            if not isinstance(r, vpseal.OpenedRequest):
+                assert_error(r, vpseal.ReplayError, 83)

@@ -19,7 +19,6 @@ from typing import Any, NamedTuple
 from vpseal import _json
 from vpseal._backend import KeyEngine, select
 from vpseal._protocol import (
-    BODY_PREFIX,
     OPEN_BAD_NONCE,
     OPEN_BAD_SIGNATURE,
     OPEN_BAD_TIMESTAMP,
@@ -47,7 +46,6 @@ _json_scan = _json.scan
 CONTENT_TYPE = "application/json"
 _HEX = frozenset("0123456789abcdef")
 _DIGITS = frozenset("0123456789")
-_MESSAGE_ID = slice(len(BODY_PREFIX), len(BODY_PREFIX) + 40)  # b64(iv) + b64(tag)
 
 
 class Credentials:
@@ -160,7 +158,9 @@ def payload_bytes(payload: Mapping[str, Any] | bytes) -> bytes:
     try:
         return _json.dumps(payload)
     except (TypeError, ValueError, RecursionError) as exc:  # UnicodeEncodeError is a ValueError
-        raise PayloadError(f"payload cannot be sent as JSON: {exc}") from None
+        reason = str(exc)  # never the text itself: a UnicodeEncodeError holds all of it (.object)
+    # raised here, after the except clause, so that the error has no __context__
+    raise PayloadError(f"payload cannot be sent as JSON: {reason}")
 
 
 def seal_request(
@@ -352,40 +352,72 @@ _FORMAT_ERRORS = {
     OPEN_BAD_TIMESTAMP: "x-timestamp must be Unix time in milliseconds (digits)",
     OPEN_BAD_NONCE: "x-nonce must be 32 lowercase hex characters",
 }
+_NOT_AN_OBJECT = "decrypted payload is not a JSON object"
+_UNDECRYPTABLE = "cipherText cannot be decrypted with this agent's key"
+
+# Plaintext never leaves in an exception: not in a message, not in __context__ (a JSONDecodeError
+# holds the whole text in .doc, a UnicodeDecodeError in .object), and not in the locals of a
+# frame on the traceback (error reporters such as Sentry record those). So the functions that
+# hold a plaintext never let an exception out while it is bound: _opened returns None for a
+# payload that is not a JSON object, and the callers raise RequestFormatError themselves, after
+# the plaintext is unbound (``finally: plaintext = None`` also covers a ReplayError or a store's
+# error raised while it is held).
 
 
-def _parse_payload(plaintext: bytes) -> dict[str, Any]:
+def _opened(agent_id: str, timestamp_ms: int, nonce: str, plaintext: bytes) -> OpenedRequest | None:
+    """The result of a request whose plaintext decrypted, or None if the plaintext is not a
+    JSON object. Raises nothing: whatever the parser raised (and the text it holds) is
+    dropped here."""
+    try:  # the common case first
+        payload, end = _json_scan(plaintext.decode("utf-8"), 0)
+        if end == len(plaintext) and type(payload) is dict:
+            return _tuple_new(OpenedRequest, (agent_id, timestamp_ms, nonce, payload))  # type: ignore[no-any-return]
+    except (StopIteration, ValueError, RecursionError, ArithmeticError):
+        pass  # the full parser decides (ArithmeticError: a number beyond Decimal)
     try:
-        return _json.loads_object(plaintext)
-    except (ValueError, RecursionError):
-        raise RequestFormatError("decrypted payload is not a JSON object") from None
+        payload = _json.loads(plaintext)
+    except (ValueError, RecursionError, ArithmeticError):
+        return None
+    if type(payload) is not dict:
+        return None
+    return OpenedRequest(agent_id, timestamp_ms, nonce, payload)
 
 
 def _finish(
     got: _Received, status: int, plaintext: bytes | None, guard: ReplayGuard, now: int | None
 ) -> OpenedRequest:
-    """Turn an engine verdict into a result, in SPEC order: signature, replay, decryption."""
-    if status == OPEN_NOT_CANONICAL:
-        return _open_slow(got, guard, now)
-    if status in _FORMAT_ERRORS:
-        raise RequestFormatError(_FORMAT_ERRORS[status])
-    if status == OPEN_BAD_SIGNATURE:
-        raise SignatureError("signature verification failed")
-    timestamp_ms = int(got.timestamp)
-    message_id = got.body[_MESSAGE_ID].decode("latin-1")
-    guard.check(got.agent_id, timestamp_ms, got.nonce, message_id=message_id, now=now)
-    if status != OPEN_OK or plaintext is None:
-        raise DecryptionError("cipherText cannot be decrypted with this agent's key")
-    return _opened(got.agent_id, timestamp_ms, got.nonce, plaintext)
+    """Turn an engine verdict into a result, in SPEC order: signature, time window,
+    decryption, and only then the replay record (a bad tag must not burn the nonce)."""
+    try:
+        if status == OPEN_NOT_CANONICAL:
+            return _open_slow(got, guard, now)
+        if status in _FORMAT_ERRORS:
+            raise RequestFormatError(_FORMAT_ERRORS[status])
+        if status == OPEN_BAD_SIGNATURE:
+            raise SignatureError("signature verification failed")
+        timestamp_ms = int(got.timestamp)
+        if status != OPEN_OK or plaintext is None:
+            guard._check_window(timestamp_ms, now)  # records nothing
+            raise DecryptionError(_UNDECRYPTABLE)
+        guard._admit(got.agent_id, timestamp_ms, got.nonce, got.body, now)
+        opened = _opened(got.agent_id, timestamp_ms, got.nonce, plaintext)
+    finally:
+        plaintext = None
+    if opened is None:
+        raise RequestFormatError(_NOT_AN_OBJECT)
+    return opened
 
 
 def _open_slow(got: _Received, guard: ReplayGuard, now: int | None) -> OpenedRequest:
-    """Any JSON spelling of {"cipherText": "..."}: parse, verify, guard, decrypt."""
+    """Any JSON spelling of {"cipherText": "..."}: parse, verify, check the window, decrypt,
+    record."""
     try:
         outer = _json.loads(got.body)
     except (ValueError, RecursionError):
-        raise RequestFormatError('body is not JSON {"cipherText": "..."}') from None
-    if not isinstance(outer, dict) or set(outer) != {"cipherText"}:
+        outer = None  # (the body is not secret, but its parse error is dropped all the same)
+    if not isinstance(outer, dict):
+        raise RequestFormatError('body is not JSON {"cipherText": "..."}')
+    if set(outer) != {"cipherText"}:
         raise RequestFormatError('body must be exactly {"cipherText": "..."}')
     wire = outer["cipherText"]
     if not isinstance(wire, str):
@@ -397,16 +429,30 @@ def _open_slow(got: _Received, guard: ReplayGuard, now: int | None) -> OpenedReq
     ):
         raise SignatureError("signature verification failed")
     timestamp_ms = int(got.timestamp)
-    guard.check(got.agent_id, timestamp_ms, got.nonce, message_id=wire[:40], now=now)
+    current = guard._check_window(timestamp_ms, now)  # records nothing
     try:
-        iv, tag, ciphertext = decode_wire(wire)
+        parts: tuple[bytes, bytes, bytes] | None = decode_wire(wire)
     except WireFormatError:
-        raise DecryptionError("cipherText is not a valid wire string") from None
+        parts = None
+    if parts is None:
+        raise DecryptionError("cipherText is not a valid wire string")
+    iv, tag, ciphertext = parts
+    plaintext: bytes | None
     try:
         plaintext = credentials._engine.decrypt(iv, ciphertext + tag)
     except InvalidTag:
-        raise DecryptionError("cipherText cannot be decrypted with this agent's key") from None
-    return _opened(got.agent_id, timestamp_ms, got.nonce, plaintext)
+        plaintext = None
+    try:
+        if plaintext is None:
+            raise DecryptionError(_UNDECRYPTABLE)
+        message_id = wire[:40].encode("ascii")  # decode_wire accepted it: base64 characters
+        guard._admit(got.agent_id, timestamp_ms, got.nonce, message_id, current, 0, 40)
+        opened = _opened(got.agent_id, timestamp_ms, got.nonce, plaintext)
+    finally:
+        plaintext = None
+    if opened is None:
+        raise RequestFormatError(_NOT_AN_OBJECT)
+    return opened
 
 
 # What makes the fast header read give way to _receive (which explains the problem).
@@ -422,17 +468,6 @@ def _read_headers(headers: Mapping[str, str]) -> tuple[str, str, str, str, bytes
     signature = headers["x-signature"]
     joined = (timestamp + nonce + signature).encode("ascii")
     return headers["x-agentid"], timestamp, nonce, signature, joined
-
-
-def _opened(agent_id: str, timestamp_ms: int, nonce: str, plaintext: bytes) -> OpenedRequest:
-    """The result of a request whose plaintext decrypted: a JSON object, or RequestFormatError."""
-    try:  # the common case without _parse_payload's layers
-        payload, end = _json_scan(plaintext.decode("utf-8"), 0)
-        if end == len(plaintext) and type(payload) is dict:
-            return _tuple_new(OpenedRequest, (agent_id, timestamp_ms, nonce, payload))  # type: ignore[no-any-return]
-    except (StopIteration, ValueError, RecursionError, ArithmeticError):
-        pass  # _parse_payload gives the verdict (ArithmeticError: a number beyond Decimal)
-    return OpenedRequest(agent_id, timestamp_ms, nonce, _parse_payload(plaintext))
 
 
 _GUARD_REQUIRED = (
@@ -458,13 +493,16 @@ def open_request(
     max_body: int = MAX_BODY_BYTES,
 ) -> OpenedRequest:
     """Verify, replay-check, decrypt and parse one request, or raise a RequestError subclass
-    (SignatureError/ReplayError 83, DecryptionError 84, RequestFormatError 11).
+    (SignatureError/ReplayError 83, DecryptionError 84, RequestFormatError 11, NonceStoreError
+    7). No exception carries the plaintext, in its message, its chain or its traceback's frames.
 
     guard is required (keyword only; leaving it out, or passing None, is a TypeError):
     ``ReplayGuard()`` refuses a timestamp more than its window (default 5 minutes) from now and
     any nonce or message seen before; ``ReplayGuard.window_only()`` is the explicit opt-out of
-    the nonce check and still refuses a timestamp outside the window. now_ms replaces the clock
-    for that check (tests with fixed timestamps)."""
+    the nonce check and still refuses a timestamp outside the window. The window is checked
+    before decryption; the request is recorded only once its GCM tag has verified, so a forged
+    request cannot burn a genuine one's nonce. now_ms replaces the clock for the window check
+    (tests with fixed timestamps)."""
     _require_guard(guard)
     try:
         agent_id, timestamp, nonce, signature, joined = _read_headers(headers)
@@ -481,11 +519,15 @@ def open_request(
             credentials._code, credentials._agent, joined, len(timestamp), len(nonce), body
         )
         if status == OPEN_OK and plaintext is not None:
-            timestamp_ms = int(timestamp)
-            # a window-only guard reads no message id: do not make one
-            message_id = None if guard._window_only else body[_MESSAGE_ID].decode("latin-1")
-            guard.check(agent_id, timestamp_ms, nonce, message_id=message_id, now=now_ms)
-            return _opened(agent_id, timestamp_ms, nonce, plaintext)
+            try:
+                timestamp_ms = int(timestamp)
+                guard._admit(agent_id, timestamp_ms, nonce, body, now_ms)
+                opened = _opened(agent_id, timestamp_ms, nonce, plaintext)
+            finally:
+                plaintext = None
+            if opened is None:
+                raise RequestFormatError(_NOT_AN_OBJECT)
+            return opened
         got = _Received(credentials, agent_id, timestamp, nonce, signature, body, joined)
         return _finish(got, status, plaintext, guard, now_ms)
     credentials = got.credentials
@@ -493,7 +535,10 @@ def open_request(
         credentials._code, credentials._agent, got.joined, len(got.timestamp), len(got.nonce),
         got.body,
     )  # fmt: skip
-    return _finish(got, status, plaintext, guard, now_ms)
+    try:
+        return _finish(got, status, plaintext, guard, now_ms)
+    finally:
+        plaintext = None
 
 
 def open_many(
@@ -506,10 +551,11 @@ def open_many(
 ) -> list[OpenedRequest | VPSealError]:
     """open_request for many requests in one engine call, whatever agents they come from (the
     GIL is released while it runs); each slot holds the opened request or the error that
-    request alone raised. guard is required, as for open_request (a missing or None guard is
-    a TypeError raised before anything is opened, not an error in each slot)."""
+    request alone raised (without a traceback: it was never raised to the caller). guard is
+    required, as for open_request (a missing or None guard is a TypeError raised before
+    anything is opened, not an error in each slot). Duplicates within a batch are refused
+    after the first, in batch order."""
     _require_guard(guard)
-    window_only = guard._window_only  # such a guard reads no message id
     results: list[Any] = []
     # per engine class (one unless credentials mix backends): the batch, and each item's slot
     groups: dict[type[KeyEngine], tuple[list[Any], list[Any]]] = {}
@@ -534,7 +580,7 @@ def open_many(
                 if type(body) is not bytes or len(body) > max_body:
                     body = _as_body(body, max_body)
         except VPSealError as exc:
-            results[index] = exc
+            results[index] = exc.with_traceback(None)
             continue
         except (TypeError, ValueError):
             results[index] = RequestFormatError("request must be (headers, body) or SealedRequest")
@@ -547,26 +593,35 @@ def open_many(
             (engine, creds._code, creds._agent, joined, len(timestamp), len(nonce), body)
         )
         group[1].append((index, creds, agent_id, timestamp, nonce, signature))
-    for engine_class, (items, slots) in groups.items():
-        verdicts = engine_class.open_batch(items)
-        for (index, creds, agent_id, timestamp, nonce, signature), (status, plaintext), item in zip(
-            slots, verdicts, items, strict=True
-        ):
-            if status == OPEN_OK and plaintext is not None:
+    verdicts: Any = None
+    plaintext: bytes | None = None
+    try:
+        for engine_class, (items, slots) in groups.items():
+            verdicts = engine_class.open_batch(items)
+            for slot, verdict, item in zip(slots, verdicts, items, strict=True):
+                index, creds, agent_id, timestamp, nonce, signature = slot
+                status, plaintext = verdict
                 try:
-                    timestamp_ms = int(timestamp)
-                    message_id = None if window_only else item[6][_MESSAGE_ID].decode("latin-1")
-                    guard.check(agent_id, timestamp_ms, nonce, message_id=message_id, now=now_ms)
-                    results[index] = _opened(agent_id, timestamp_ms, nonce, plaintext)
+                    if status == OPEN_OK and plaintext is not None:
+                        timestamp_ms = int(timestamp)
+                        guard._admit(agent_id, timestamp_ms, nonce, item[6], now_ms)
+                        opened = _opened(agent_id, timestamp_ms, nonce, plaintext)
+                        if opened is None:
+                            results[index] = RequestFormatError(_NOT_AN_OBJECT)
+                        else:
+                            results[index] = opened
+                    else:
+                        body, joined = item[6], item[3]
+                        got = _Received(creds, agent_id, timestamp, nonce, signature, body, joined)
+                        results[index] = _finish(got, status, plaintext, guard, now_ms)
                 except VPSealError as exc:
-                    results[index] = exc
-                continue
-            got = _Received(creds, agent_id, timestamp, nonce, signature, item[6], item[3])
-            try:
-                results[index] = _finish(got, status, plaintext, guard, now_ms)
-            except VPSealError as exc:
-                results[index] = exc
-    return results
+                    results[index] = exc.with_traceback(None)
+        return results
+    finally:
+        # if something unexpected escapes (say, a custom store's own exception), no plaintext
+        # stays reachable from this frame: not the engine's verdicts, not the opened payloads
+        verdict = verdicts = plaintext = None
+        del results
 
 
 __all__ = [

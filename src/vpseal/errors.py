@@ -63,6 +63,11 @@ class NonceStoreError(RequestError):
     api_code = 7
 
 
+class NonceStoreFull(NonceStoreError):
+    """The in-memory replay store holds its ``max_entries`` and refuses new requests until
+    entries expire, rather than grow without bound or forget a nonce early (API code 7)."""
+
+
 class DecryptionError(RequestError):
     """The cipherText cannot be decoded or decrypted with the agent's key (API code 84)."""
 
