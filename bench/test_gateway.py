@@ -4,13 +4,16 @@ against a fast loopback server in its own process that opens every request with 
 
 Each (transport, c) cell runs in a fresh process (bench/gateway/cell.py) pinned to the first
 CPU, with the server pinned to the second; the end of the session prints the table and issue
-12's target ratios (bench/conftest.py) and writes them to bench/.results/gateway.json. Targets
-are reported, not enforced; what fails a test is a broken measurement: a request the server
-refused, or an answer whose code is not 0.
+12's target ratios (bench/conftest.py) and writes them to bench/.results/gateway.json (short
+mode: gateway-short.json). Targets are reported, not enforced; what fails a test is a broken
+measurement: a client that cannot start, a request the server refused, or an answer whose
+code is not 0.
 
-    .venv-test/bin/python -m pytest bench/test_gateway.py          # full, about 10 minutes
-    VPSEAL_BENCH_SHORT=1 .venv-test/bin/python -m pytest bench/test_gateway.py   # about 1
+    .venv-test/bin/python -m pytest bench/test_gateway.py      # full: 4 rounds, 10-15 min
+    VPSEAL_BENCH_SHORT=1 .venv-test/bin/python -m pytest bench/test_gateway.py   # 1-2.5 min
     cd bench && ../.venv-test/bin/python -m gateway.run [--short]  # the same, without pytest
+
+VPSEAL_GATEWAY_ROUNDS=N sets the rounds; VPSEAL_BENCH_NO_BOOST=1 keeps normal priority.
 """
 
 from __future__ import annotations

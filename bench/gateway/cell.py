@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from gateway.clients import (
@@ -179,7 +179,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--budget", type=float, default=default.budget)
     parser.add_argument("--only", nargs="*", help="keys such as uvloop/floor threads/httpx")
     args = parser.parse_args(argv)
-    plan = Plan(args.n, args.warmup, args.rounds, args.budget, min(default.min_n, args.n))
+    plan = replace(
+        default, n=args.n, warmup=args.warmup, rounds=args.rounds, budget=args.budget,
+        min_n=min(default.min_n, args.n),
+    )  # fmt: skip
     cert = (args.tls[0], args.tls[1]) if args.tls else None
     result = run_cell(args.c, cert, plan, set(args.only) if args.only else None)
     json.dump(result, sys.stdout)

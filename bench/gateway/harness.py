@@ -30,7 +30,6 @@ from typing import Any
 
 SERVER = Path(__file__).with_name("server.py")
 SHORT = bool(os.environ.get("VPSEAL_BENCH_SHORT"))
-WARMUPS = 2  # a second warm-up when the first one was still opening connections
 BOOST = -10  # nice value for the client and server processes, where permitted
 
 
@@ -47,12 +46,17 @@ class Plan:
     rounds: int
     budget: float
     min_n: int
+    warmups: int = 2  # a second warm-up when the first one was still opening connections
 
     @classmethod
     def default(cls, short: bool = SHORT) -> Plan:
+        """VPSEAL_GATEWAY_ROUNDS=N overrides the number of rounds (10 for a careful run)."""
         if short:
-            return cls(n=300, warmup=60, rounds=1, budget=0.3, min_n=100)
-        return cls(n=2000, warmup=200, rounds=4, budget=0.8, min_n=200)
+            plan = cls(n=300, warmup=60, rounds=1, budget=0.3, min_n=100, warmups=1)
+        else:
+            plan = cls(n=2000, warmup=200, rounds=4, budget=0.8, min_n=200)
+        rounds = os.environ.get("VPSEAL_GATEWAY_ROUNDS", "")
+        return replace(plan, rounds=int(rounds)) if rounds.isdigit() else plan
 
     def for_concurrency(self, c: int) -> Plan:
         """At least two requests per connection in the warm-up."""
@@ -282,12 +286,12 @@ def measure(
     run: Callable[[int, str], Tally], server: ServerProcess, plan: Plan, c: int, tag: str
 ) -> Round:
     """Warm up, then time one round; run(n, transId prefix) does the work. The warm-up is
-    repeated (up to WARMUPS times) while the client's pool is still opening connections, so
+    repeated (up to plan.warmups times) while the client's pool is still opening connections, so
     that connection set-up (a TLS handshake on both sides) is not what the round measures.
     The machine's other load (CPU used by neither this client nor the server) is recorded:
     on a shared machine it is what makes a round slow."""
     n = plan.n
-    for attempt in range(WARMUPS):
+    for attempt in range(plan.warmups):
         opened = server.stats()["connections"]
         per_request = warm_up(run, plan, c, f"{tag}-w{attempt}-")
         if attempt == 0:

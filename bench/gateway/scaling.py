@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.util
 import json
 import multiprocessing
 import os
@@ -182,7 +181,11 @@ def run_scaling(
 
 def default_loop() -> str:
     """uvloop, what a gateway would run, if it is importable; asyncio's loop otherwise."""
-    return "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
 
 
 def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
