@@ -32,11 +32,25 @@ def _http_options() -> list[Any]:
     return options
 
 
-@pytest.fixture(autouse=True, params=_http_options())
+def _loads_these_helpers(module: object) -> bool:
+    return "_sandbox_helpers" in getattr(module, "pytest_plugins", ())
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every test of a module that loads these helpers runs once per HTTP option. Once loaded,
+    a plugin's hooks and autouse fixtures reach every module, so the others are left alone
+    here: their tests would otherwise run twice for nothing."""
+    if "http_option" in metafunc.fixturenames and _loads_these_helpers(metafunc.module):
+        metafunc.parametrize("http_option", _http_options(), indirect=True)
+
+
+@pytest.fixture(autouse=True)
 def http_option(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test of a module that loads these helpers runs once per HTTP option: clients
-    that name none use it, so no behaviour exists on one option and not another."""
-    option: str = request.param
+    """The HTTP option of this test run: clients that name none use it, so no behaviour exists
+    on one option and not another (outside the modules that load these helpers: the default)."""
+    option: str | None = getattr(request, "param", None)
+    if option is None:
+        return str(vpseal.client.default_http)
     monkeypatch.setattr(vpseal.client, "default_http", option)
     return option
 
