@@ -91,10 +91,12 @@ async def test_auth_errors(sandbox: Sandbox) -> None:
 
 
 async def test_wallet_locked_and_pending(make_sandbox: MakeSandbox) -> None:
-    sandbox = make_sandbox(lock_hold=0.4, members={"f": 5})
+    sandbox = make_sandbox(lock_hold=1.5, members={"f": 5})
     async with _client(sandbox) as c, _client(sandbox, max_retries=0) as impatient:
+        await impatient.authenticate()
         holder = asyncio.create_task(c.cashout("f", "HOLD"))
-        await asyncio.sleep(0.15)
+        while sandbox.stats().get("requests /v2/members/cashout", 0) == 0:  # the lock is held
+            await asyncio.sleep(0.01)
         with pytest.raises(vpseal.WalletLocked):
             await impatient.cashout("f", "OTHER")
         with pytest.raises(vpseal.TransactionPending):

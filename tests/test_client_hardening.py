@@ -42,6 +42,9 @@ CASHOUT = "/v2/members/cashout"
 QUERY = "/v2/members/check/transactions"
 FAST: dict[str, Any] = {"timeout": 2.0, "max_retries": 3, "backoff_base": 0.01, "backoff_max": 0.05}
 QUICK = {"backoff_base": 0.01, "backoff_max": 0.05}  # fast backoff, own timeouts and retries
+# What a loaded 2-core machine (CI tests four Pythons at once) may add to a bounded wait. The
+# unbounded behaviours these tests rule out take several times longer (or forever).
+LATE = 1.2
 MiB = 1 << 20
 
 
@@ -69,7 +72,7 @@ class Trickle(NamedTuple):
     data: bytes
     interval: float = 0.2
     head: bytes = b""
-    limit: float = 3.0
+    limit: float = 6.0
 
 
 HANG = Hang()
@@ -434,7 +437,7 @@ async def test_async_callers_share_one_token_fetch_and_its_failure(
     assert len({type(r) for r in results}) == 1
     assert api.count(AUTH) == max_retries + 1  # one fetch for everyone
     assert api.count(CASHOUT) == 0
-    assert elapsed < 0.3 * (max_retries + 1) + 0.7  # together, not one after another
+    assert elapsed < 0.3 * (max_retries + 1) + LATE  # together, not one after another
 
 
 @pytest.mark.parametrize(("callers", "max_retries"), [(6, 0), (50, 0), (50, 2)])
@@ -464,7 +467,7 @@ def test_threads_share_one_token_fetch_and_its_failure(
     assert all(isinstance(r, vpseal.TransportError) for r in results), results
     assert len({type(r) for r in results}) == 1
     assert api.count(AUTH) == max_retries + 1
-    assert elapsed < 0.3 * (max_retries + 1) + 0.7
+    assert elapsed < 0.3 * (max_retries + 1) + LATE
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -500,7 +503,7 @@ def test_a_waiters_deadline_bounds_its_wait_for_the_token(fake_api: MakeAPI, kin
     else:
 
         async def run() -> float:
-            async with vpseal.AsyncClient(**api.kwargs(timeout=1.2, max_retries=0)) as client:
+            async with vpseal.AsyncClient(**api.kwargs(timeout=3.0, max_retries=0)) as client:
                 lead = asyncio.ensure_future(client.cashout("leader"))
                 while api.count(AUTH) == 0:
                     await asyncio.sleep(0.01)
@@ -513,7 +516,7 @@ def test_a_waiters_deadline_bounds_its_wait_for_the_token(fake_api: MakeAPI, kin
                 return waited
 
         waited = asyncio.run(run())
-    assert waited < 0.8
+    assert waited < 0.3 + LATE  # its own deadline, not the fetch's 3 s timeout
     assert api.count(AUTH) == 1
 
 
@@ -534,7 +537,7 @@ def test_a_cashout_whose_requests_all_time_out_ends_by_its_deadline(
     assert isinstance(outcome, vpseal.OutcomeUnknown), outcome
     assert outcome.trans_id == "DEADLINE-1"
     assert "deadline" in str(outcome)
-    assert elapsed < 1.0 + 0.5
+    assert elapsed < 1.0 + LATE
     assert api.count(CASHOUT) >= 2  # it did retry, within the deadline
 
 
@@ -572,7 +575,7 @@ def test_a_trickled_answer_ends_by_the_deadline(
     elapsed = time.monotonic() - started
     expected = api_errors.DeadlineExceeded if path == QUERY else vpseal.OutcomeUnknown
     assert isinstance(outcome, expected), outcome
-    assert elapsed < 1.0 + 0.5
+    assert elapsed < 1.0 + LATE
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -586,7 +589,7 @@ def test_a_trickled_answer_is_bounded_by_the_timeout_as_a_whole(
     body = envelope(0, tx_data("T", "m", -5)) + b" " * 100
     full = response(200, body)
     split = full.index(b"\r\n\r\n") + 4
-    trickle = Trickle(full[split:], head=full[:split], limit=3.0)
+    trickle = Trickle(full[split:], head=full[:split], limit=6.0)
     api = fake_api(with_token(lambda req: trickle))
     options: dict[str, Any] = {"timeout": 0.5, "max_retries": 0}
     if deadline != "default":
@@ -597,7 +600,7 @@ def test_a_trickled_answer_is_bounded_by_the_timeout_as_a_whole(
     )
     elapsed = time.monotonic() - started
     assert isinstance(outcome, vpseal.TransportError), outcome
-    assert elapsed < 0.5 + 0.6
+    assert elapsed < 0.5 + LATE
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -607,7 +610,7 @@ def test_with_options_deadline_overrides_the_clients_per_call(fake_api: MakeAPI,
 
     async def run(client: Any) -> list[float]:
         spans = []
-        for view in (client, client.with_options(deadline=1.2), client):
+        for view in (client, client.with_options(deadline=2.4), client):
             started = time.monotonic()
             with pytest.raises(vpseal.OutcomeUnknown):
                 await view.cashout("m")
@@ -615,8 +618,8 @@ def test_with_options_deadline_overrides_the_clients_per_call(fake_api: MakeAPI,
         return spans
 
     base, longer, again = scenario(kind, _maker(kind, **api.kwargs(**options)), run)
-    assert base < 0.4 + 0.4 and again < 0.4 + 0.4  # the client's own deadline is unchanged
-    assert 1.0 < longer < 1.2 + 0.4
+    assert base < 0.4 + LATE and again < 0.4 + LATE  # the client's own deadline is unchanged
+    assert 2.0 < longer < 2.4 + LATE
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -631,7 +634,7 @@ def test_a_query_at_its_deadline_raises_deadline_exceeded(fake_api: MakeAPI, kin
     assert type(outcome) is api_errors.DeadlineExceeded, outcome
     assert isinstance(outcome, vpseal.TransportError)
     assert outcome.trans_id == "Q-1"
-    assert elapsed < 0.6 + 0.4
+    assert elapsed < 0.6 + LATE
 
 
 def test_deadline_exceeded_and_rate_limited_are_exported_like_the_other_errors() -> None:
@@ -891,7 +894,7 @@ def test_with_options_shares_pool_and_token_and_applies_its_settings(
     assert stats[f"requests {AUTH}"] == 1  # one token for the client and its views
     assert stats["connections"] == 1  # one pool
     assert (view_requests, base_requests) == (1, 4)  # max_retries 0 and 3
-    assert fast_elapsed < 0.3 + 0.4  # the view's timeout; the base's is 2 s
+    assert fast_elapsed < 2.0  # the view's 0.3 s timeout ended it, not the base's 2 s
     assert sandbox.stats()[f"requests {AUTH}"] == 1
 
 

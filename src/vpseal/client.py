@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -55,7 +57,13 @@ from vpseal._http import (
     sync_http,
     within,
 )
-from vpseal.api_errors import Attempt, CallContext, DeadlineExceeded, TransportError
+from vpseal.api_errors import (
+    Attempt,
+    CallContext,
+    DeadlineExceeded,
+    OutcomeUnknown,
+    TransportError,
+)
 from vpseal.errors import ConfigError, VPSealError
 from vpseal.signing import Scheme
 from vpseal.tokens import MemoryTokenStore, TokenStore, store_key
@@ -247,29 +255,52 @@ def _attempt(record: Record) -> Attempt:
 def _annotate(error: BaseException, trans_id: str | None, records: list[Record]) -> None:
     """Add the call's context to an error it raises (once: a shared token error keeps the
     context of the call that fetched)."""
-    if isinstance(error, CallContext) and not error.attempts:
+    if not isinstance(error, CallContext):
+        return
+    if not error.attempts:
         error.attempts = tuple(_attempt(record) for record in records)
-        if trans_id is not None and error.trans_id is None:
-            error.trans_id = trans_id
         if error.http_status is None and error.attempts:
             error.http_status = error.attempts[-1].status
+    if trans_id is not None and error.trans_id is None:  # e.g. the token fetch of a query
+        error.trans_id = trans_id
 
 
 class _SyncFlight:
-    """One token fetch that concurrent callers wait for; its failure is theirs too."""
+    """One piece of work (a token fetch, a cash-out) that concurrent callers wait for; its
+    failure is theirs too."""
 
     def __init__(self) -> None:
         self.done = threading.Event()
-        self.result: tuple[str, int] | None = None
+        self.result: Any = None
         self.error: BaseException | None = None
 
-    def wait(self, timeout: float | None) -> tuple[str, int]:
+    def wait(self, timeout: float | None, late: Callable[[], BaseException]) -> Any:
         if not self.done.wait(timeout):
-            raise DeadlineExceeded("the call's deadline passed while waiting for a token")
+            raise late()
         if self.error is not None:
             raise self.error
-        assert self.result is not None
         return self.result
+
+
+def _token_late() -> BaseException:
+    return DeadlineExceeded("the call's deadline passed while waiting for a token")
+
+
+def _twin_key(username: object, trans_id: object) -> tuple[str, str] | None:
+    """Concurrent cash-outs of one member under one transId share one flight (None: the
+    arguments are not plain strings, and the flow will say what is wrong with them)."""
+    if type(username) is str and type(trans_id) is str:
+        return username, trans_id
+    return None
+
+
+def _twin_late(trans_id: str) -> Callable[[], BaseException]:
+    def late() -> BaseException:
+        return OutcomeUnknown(
+            trans_id, "the call's deadline passed while the same cash-out was in flight"
+        )
+
+    return late
 
 
 _CLIENT_DOC = """
@@ -322,7 +353,8 @@ class Client(_Base):
         )  # fmt: skip
         self._http: SyncHTTP = sync_http(_option(http, http_client), self._http_config, http_client)
         self._token_mutex = threading.Lock()
-        self._flights: dict[str, _SyncFlight] = {}  # shared with with_options views
+        # token fetch and cash-outs in flight, shared with with_options views
+        self._flights: dict[object, _SyncFlight] = {}
 
     def __enter__(self) -> Client:
         return self
@@ -341,8 +373,33 @@ class Client(_Base):
 
     def cashout(self, username: str, trans_id: str | None = None) -> CashoutResult:
         """Withdraw the member's whole balance. Never cashes out twice; raises OutcomeUnknown
-        (with the trans_id) when retries cannot tell whether it happened."""
-        return self._drive(self._cashout_flow(username, trans_id))
+        (with the trans_id) when retries cannot tell whether it happened. Concurrent calls
+        with the same username and trans_id share one cash-out and its outcome."""
+        key = _twin_key(username, trans_id)
+        if key is None:
+            return self._drive(self._cashout_flow(username, trans_id))
+        with self._token_mutex:
+            flight = self._flights.get(key)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[key] = _SyncFlight()
+        if not leader:
+            self._check_process()
+            ends = self._ends()
+            timeout = None if ends is None else max(0.0, ends - time.monotonic())
+            result: CashoutResult = flight.wait(timeout, _twin_late(key[1]))
+            return result
+        try:
+            done = self._drive(self._cashout_flow(username, trans_id))
+            flight.result = done
+            return done
+        except BaseException as exc:
+            flight.error = exc
+            raise
+        finally:
+            with self._token_mutex:
+                del self._flights[key]
+            flight.done.set()
 
     def check_transaction(self, username: str, trans_id: str) -> Transaction:
         """Query one transaction (TransactionNotFound, code 4, if it never happened)."""
@@ -370,11 +427,13 @@ class Client(_Base):
             if flight is None:
                 flight = self._flights["token"] = _SyncFlight()
         if not leader:
-            return flight.wait(None if ends is None else max(0.0, ends - time.monotonic()))
+            timeout = None if ends is None else max(0.0, ends - time.monotonic())
+            token: tuple[str, int] = flight.wait(timeout, _token_late)
+            return token
         try:
-            token: Token = self._drive(self._token_flow(self._tokens.refused(stale)))
-            flight.result = self._tokens.store(token)
-            return flight.result
+            fetched: Token = self._drive(self._token_flow(self._tokens.refused(stale)))
+            flight.result = stored = self._tokens.store(fetched)
+            return stored
         except BaseException as exc:
             flight.error = exc
             raise
@@ -499,8 +558,28 @@ class AsyncClient(_Base):
         await self._loop_state.http.aclose()
 
     async def cashout(self, username: str, trans_id: str | None = None) -> CashoutResult:
-        """See Client.cashout."""
-        return await self._drive(self._cashout_flow(username, trans_id))
+        """See Client.cashout. The first of concurrent calls with the same username and
+        trans_id runs the cash-out as a task of its own, so that it settles even if that
+        caller is cancelled (a later call with the same trans_id joins it while it runs)."""
+        key = _twin_key(username, trans_id)
+        if key is None:
+            return await self._drive(self._cashout_flow(username, trans_id))
+        self._check_process()
+        self._follow_loop()
+        state = self._loop_state
+        flight = state.cashouts.get(key)
+        if flight is None:
+            flight = asyncio.ensure_future(self._drive(self._cashout_flow(username, trans_id)))
+            state.cashouts[key] = flight
+            flight.add_done_callback(functools.partial(_landed, state.cashouts, key))
+            return await asyncio.shield(flight)  # bounded by the flow's own deadline
+        ends = self._ends()
+        if ends is None:
+            return await asyncio.shield(flight)
+        try:
+            return await within(max(0.0, ends - time.monotonic()), asyncio.shield(flight))
+        except TimeoutError:
+            raise _twin_late(key[1])() from None
 
     async def check_transaction(self, username: str, trans_id: str) -> Transaction:
         """See Client.check_transaction."""
@@ -530,6 +609,7 @@ class AsyncClient(_Base):
             state.http = async_http(state.option, self._http_config, None)
         state.loop = loop
         state.flight = None
+        state.cashouts = {}
 
     async def _token(self, stale: int | None, ends: float | None) -> tuple[str, int]:
         """As Client._token: one fetch (a task of its own, so that a cancelled caller does
@@ -622,6 +702,18 @@ class _LoopState:
         self.own = own
         self.loop: asyncio.AbstractEventLoop | None = None
         self.flight: asyncio.Future[tuple[str, int]] | None = None
+        self.cashouts: dict[tuple[str, str], asyncio.Future[CashoutResult]] = {}
+
+
+def _landed(
+    flights: dict[tuple[str, str], asyncio.Future[CashoutResult]],
+    key: tuple[str, str],
+    future: asyncio.Future[CashoutResult],
+) -> None:
+    """A cash-out task ended: later calls with its transId send anew (a repeat is safe)."""
+    if flights.get(key) is future:
+        del flights[key]
+    _retrieve(future)
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
