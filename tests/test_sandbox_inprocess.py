@@ -130,7 +130,7 @@ def test_drop_is_the_servers_disconnect(sb: InProcessSandbox) -> None:
 
 def test_drop_while_locked_answers_before_the_commit(sb: InProcessSandbox) -> None:
     sb.add_fault(FaultRule("drop", phase="locked", count=1))
-    sb.add_fault(FaultRule("delay", phase="locked", seconds=0.3, count=1))
+    sb.add_fault(FaultRule("delay", phase="locked", seconds=0.5, count=1))
     patient = {**FAST, "max_retries": 8, "backoff_base": 0.05, "backoff_max": 0.1}
     with sb.client(**patient) as client:
         result = client.cashout("alice", "L-1")
@@ -139,12 +139,13 @@ def test_drop_while_locked_answers_before_the_commit(sb: InProcessSandbox) -> No
 
 
 def test_delay_past_the_read_timeout(sb: InProcessSandbox) -> None:
-    sb.add_fault(FaultRule("delay", phase="before", seconds=0.5, paths=(AUTH,), count=1))
+    sb.add_fault(FaultRule("delay", phase="before", seconds=1.0, paths=(AUTH,), count=1))
     with httpx.Client(transport=sb.transport(), base_url=sb.base_url, timeout=0.1) as http:
         started = time.monotonic()
         with pytest.raises(httpx.ReadTimeout):
             http.post(AUTH, content=b"{}")
-        assert time.monotonic() - started < 0.4
+        assert time.monotonic() - started < 0.9  # the client gave up; the request goes on
+        assert sb.stats()["requests " + AUTH] == 1
     assert sb.wait_idle(5)
 
 
@@ -209,16 +210,16 @@ async def test_async_drop_fault_and_own_http_client(sb: InProcessSandbox) -> Non
 
 
 async def test_async_requests_do_not_block_the_loop() -> None:
-    # Each cash-out holds its wallet 0.2 s: ten at once take ~0.2 s unless the loop blocks.
+    # Each cash-out holds its wallet 0.3 s: ten at once take ~0.3 s unless the loop blocks.
     members = {f"m{i}": 1 for i in range(10)}
-    with InProcessSandbox(lock_hold=0.2, members=members) as sb:
+    with InProcessSandbox(lock_hold=0.3, members=members) as sb:
         async with sb.async_client(**FAST) as client:
             await client.authenticate()
             started = time.monotonic()
             results = await asyncio.gather(*(client.cashout(m) for m in members))
             elapsed = time.monotonic() - started
     assert [r.amount for r in results] == [Decimal(1)] * 10
-    assert elapsed < 1.5  # 2.0 s if they ran one after another
+    assert elapsed < 2.0  # 3.0 s if they ran one after another
 
 
 async def test_async_delay_past_the_read_timeout(sb: InProcessSandbox) -> None:
