@@ -3,9 +3,15 @@
 For development, tests and the demo: ``with Sandbox(members={"alice": "10.5"}) as sb:`` serves
 on an ephemeral loopback port; ``vpseal.Client(**sb.client_kwargs())`` talks to it. The
 default agent credentials are public demo values (``DEMO_*``): never use them anywhere else.
+
+``InProcessSandbox`` is the same sandbox without a socket, reached through httpx transports
+(``httpx.MockTransport`` style) for tests that stay in-process; it is imported on first use,
+so the server alone never loads httpx.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from vpseal.sandbox.faults import FaultPlan, FaultRule
 from vpseal.sandbox.ledger import (
@@ -29,6 +35,24 @@ from vpseal.sandbox.server import (
     valid_field,
 )
 
+if TYPE_CHECKING:
+    from vpseal.sandbox.inprocess import (
+        AsyncSandboxTransport,
+        InProcessSandbox,
+        SandboxTransport,
+    )
+
+_IN_PROCESS = ("AsyncSandboxTransport", "InProcessSandbox", "SandboxTransport")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _IN_PROCESS:
+        from vpseal.sandbox import inprocess
+
+        return getattr(inprocess, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "DEMO_AGENT_ID",
     "DEMO_API_KEY",
@@ -36,14 +60,17 @@ __all__ = [
     "MAX_AMOUNT",
     "MAX_FIELD",
     "Agent",
+    "AsyncSandboxTransport",
     "FaultPlan",
     "FaultRule",
+    "InProcessSandbox",
     "Ledger",
     "LedgerOpenError",
     "LedgerTransaction",
     "Sandbox",
     "SandboxApp",
     "SandboxConfig",
+    "SandboxTransport",
     "check_username",
     "from_micros",
     "to_micros",

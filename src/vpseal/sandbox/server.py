@@ -457,26 +457,20 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(int(length))
 
     def do_POST(self) -> None:
-        sandbox = self.server.sandbox
         body = self._read_body()
         if body is None:
             return
-        url = urlsplit(self.path)
-        with sandbox.busy():
-            try:
-                if url.path.startswith("/_admin/"):
-                    status, out = sandbox.admin("POST", url.path, url.query, body)
-                    self._write(status, out)
-                    return
-                if url.path not in (AUTH, CASHOUT, QUERY):
-                    self._write(404, envelope(11))
-                    return
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                reply = sandbox.app.handle(url.path, headers, body, self._drop)
-            except Exception:  # never leak a traceback to the client; answer code 7
-                logger.exception("sandbox failed on %s", url.path)
-                self._write(200, envelope(7))
-                return
+        self._answer("POST", body)
+
+    def do_GET(self) -> None:
+        self._answer("GET", b"")
+
+    def do_DELETE(self) -> None:
+        self._answer("DELETE", b"")
+
+    def _answer(self, method: str, body: bytes) -> None:
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        reply = self.server.sandbox.respond(method, self.path, headers, body, self._drop)
         if reply.drop:
             self._drop()
             return
@@ -487,19 +481,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
-
-    def do_GET(self) -> None:
-        url = urlsplit(self.path)
-        if not url.path.startswith("/_admin/"):
-            self._write(405, envelope(11))
-            return
-        status, out = self.server.sandbox.admin("GET", url.path, url.query, b"")
-        self._write(status, out)
-
-    def do_DELETE(self) -> None:
-        url = urlsplit(self.path)
-        status, out = self.server.sandbox.admin("DELETE", url.path, url.query, b"")
-        self._write(status, out)
 
 
 class _Server(ThreadingHTTPServer):
@@ -728,6 +709,37 @@ class Sandbox:
         """Counters: 'requests <path>', 'code <n>', 'fault <kind> <phase>', 'cashouts applied',
         'connections' (accepted)."""
         return self.app.stats()
+
+    # -- the application: one request in, one reply out (the HTTP server and the in-process
+    # transport both call this)
+
+    def respond(
+        self,
+        method: str,
+        target: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        drop: Callable[[], None] | None = None,
+    ) -> Reply:
+        """The reply to one request: ``target`` is the path with its query string, ``headers``
+        have lower-case names. Admin requests under ``/_admin/``; API requests are POSTs to the
+        three API paths; a failure inside the sandbox is answered with code 7, never a
+        traceback. ``drop``: see ``SandboxApp.handle``."""
+        url = urlsplit(target)
+        path = url.path
+        with self.busy():
+            if path.startswith("/_admin/") or method == "DELETE":
+                status, out = self.admin(method, path, url.query, body)
+                return Reply(status, out)
+            if method != "POST":
+                return Reply(405, envelope(11))
+            if path not in (AUTH, CASHOUT, QUERY):
+                return Reply(404, envelope(11))
+            try:
+                return self.app.handle(path, headers, body, drop)
+            except Exception:  # never leak a traceback to the client; answer code 7
+                logger.exception("sandbox failed on %s", path)
+                return Reply(200, envelope(7))
 
     # -- admin HTTP endpoint
 
