@@ -146,6 +146,9 @@ step "lint and types"
 # The standard library as the oldest supported Python has it (e.g. no strict_mode= on 3.10).
 "$VENV/bin/mypy" --strict --python-version 3.10 src/vpseal
 
+step "documentation site (mkdocs build --strict)"
+VPSEAL_VENV="$VENV" PYTHON="$PY" bash scripts/docs.sh
+
 LOGS="$VENV-logs"
 rm -rf "$LOGS" && mkdir -p "$LOGS" && : >"$LOGS/results.main" && : >"$LOGS/results.other"
 
