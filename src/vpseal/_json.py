@@ -83,7 +83,15 @@ def dumps(payload: Mapping[str, Any]) -> bytes:
     return text.encode("utf-8")
 
 
-def _dumps_with_decimals(value: Any) -> str:
+def text(value: Any) -> str:
+    """Compact JSON text of any value, non-ASCII kept, each Decimal in plain notation
+    ('2323.582', never '2.323582E+3'), as the API writes amounts: the sandbox's answers and the
+    CLI's --json output. (dumps keeps a payload's Decimals as given: the bytes that are
+    sealed must not change.)"""
+    return _dumps_with_decimals(value, plain=True)
+
+
+def _dumps_with_decimals(value: Any, plain: bool = False) -> str:
     """What dumps writes, with each Decimal as its exact number: the stdlib encoder cannot
     emit a number it did not format itself."""
     if isinstance(value, str):
@@ -91,16 +99,16 @@ def _dumps_with_decimals(value: Any) -> str:
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise ValueError("a non-finite Decimal is not a JSON number")
-        return str(value)
+        return format(value, "f") if plain else str(value)
     if isinstance(value, Mapping):
         items = []
         for key, item in value.items():
             if not isinstance(key, str):
                 raise TypeError(f"keys must be str, not {type(key).__name__}")
-            items.append(_encode_str(key) + ":" + _dumps_with_decimals(item))
+            items.append(_encode_str(key) + ":" + _dumps_with_decimals(item, plain))
         return "{" + ",".join(items) + "}"
     if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_dumps_with_decimals(item) for item in value) + "]"
+        return "[" + ",".join(_dumps_with_decimals(item, plain) for item in value) + "]"
     return _encoder.encode(value)  # None, bool, int, float: as json.dumps writes them
 
 

@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import shlex
 import sys
 from collections.abc import Sequence
-from decimal import Decimal
 from typing import Any, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 from vpseal._client_core import ENV_API_KEY, ENV_SECRET, new_trans_id
+from vpseal._json import text as _json_text
 from vpseal.api_errors import (
     APIError,
     BalanceNotEnough,
@@ -34,15 +33,6 @@ EXIT_OK, EXIT_API, EXIT_USAGE, EXIT_UNKNOWN, EXIT_TRANSPORT = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process ended by Ctrl-C
 DEMO_USERNAME = "demo-player-001"
 DEMO_BALANCE = "2323.582"
-
-
-def _dumps(value: Any) -> str:
-    """JSON with Decimal written exactly (as the API writes amounts)."""
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{json.dumps(k)}: {_dumps(v)}" for k, v in value.items()) + "}"
-    return json.dumps(value, ensure_ascii=False)
 
 
 def _result_dict(result: CashoutResult) -> dict[str, Any]:
@@ -106,7 +96,7 @@ def _fail(exc: VPSealError, as_json: bool, err: TextIO, base_url: str | None = N
     if shown is not None:
         doc["baseURL"] = shown
     if as_json:
-        print(_dumps({"ok": False, "error": type(exc).__name__, **doc}))
+        print(_json_text({"ok": False, "error": type(exc).__name__, **doc}))
     else:
         line = f"vpseal: {type(exc).__name__}: {_redact(str(exc))}"
         if shown is not None and shown not in line:
@@ -126,12 +116,12 @@ def _interrupted(as_json: bool, trans_id: str | None = None, username: str = "")
     have reached the server: its transId is reported so that it can be settled later."""
     if trans_id is None:
         if as_json:
-            print(_dumps({"ok": False, "error": "Interrupted", "interrupted": True}))
+            print(_json_text({"ok": False, "error": "Interrupted", "interrupted": True}))
         else:
             print("vpseal: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     if as_json:
-        print(_dumps({
+        print(_json_text({
             "ok": False, "error": "OutcomeUnknown", "interrupted": True, "outcome": "unknown",
             "transId": trans_id, "reason": "interrupted",
         }))  # fmt: skip
@@ -159,7 +149,7 @@ def _cmd_cashout(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return _interrupted(args.json, trans_id, args.username)
     if args.json:
-        print(_dumps(_result_dict(result)))
+        print(_json_text(_result_dict(result)))
     else:
         print(f"cashed out {result.amount} (balance now {result.balance})")
         print(f"  transId {result.trans_id}  logUUID {result.log_uuid}")
@@ -177,7 +167,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return _interrupted(args.json)
     if args.json:
-        print(_dumps(_tx_dict(tx)))
+        print(_json_text(_tx_dict(tx)))
     else:
         kind = "withdrawal" if tx.amount < 0 else "deposit"
         print(f"{kind} of {abs(tx.amount)} for {tx.username} at {tx.transaction_time.isoformat()}")

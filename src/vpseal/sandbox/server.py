@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Literal, TypedDict
 from urllib.parse import parse_qs, urlsplit
 
+from vpseal._json import text as _json_text
 from vpseal.api_errors import MESSAGES
 from vpseal.envelope import Credentials, open_request
 from vpseal.errors import RequestError, VPSealError
@@ -98,23 +99,12 @@ class SandboxConfig:
 # ------------------------------------------------------------------------------ JSON out
 
 
-def _json(value: Any) -> str:
-    """Compact JSON with each Decimal written exactly (never through a float)."""
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, Mapping):
-        return "{" + ",".join(f"{json.dumps(k)}:{_json(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(_json(v) for v in value) + "]"
-    return json.dumps(value, ensure_ascii=False)
-
-
 def envelope(code: int, data: Mapping[str, Any] | None = None, message: str | None = None) -> bytes:
     doc: dict[str, Any] = {"code": code, "message": message or MESSAGES.get(code, "Error")}
     if data is not None:
         doc["data"] = data
     doc["logUUID"] = str(uuid.uuid4())
-    return _json(doc).encode("utf-8")
+    return _json_text(doc).encode("utf-8")
 
 
 # ------------------------------------------------------------------------------ tokens
@@ -746,16 +736,17 @@ class Sandbox:
     def admin(self, method: str, path: str, query: str, body: bytes) -> tuple[int, bytes]:
         """(HTTP status, JSON body) for an admin request; an error is {"error": one line}."""
         try:
-            return 200, _json(self._admin(method, path, parse_qs(query), body)).encode("utf-8")
+            return 200, _json_text(self._admin(method, path, parse_qs(query), body)).encode("utf-8")
         except LookupError as exc:
-            return 404, _json({"error": str(exc)}).encode("utf-8")
+            return 404, _json_text({"error": str(exc)}).encode("utf-8")
         except (ValueError, TypeError) as exc:
-            return 400, _json({"error": str(exc)}).encode("utf-8")
+            return 400, _json_text({"error": str(exc)}).encode("utf-8")
         except ArithmeticError:  # a JSON number beyond Decimal's range: 1e99999999999999999999
-            return 400, _json({"error": "a number in the request is out of range"}).encode()
+            return 400, _json_text({"error": "a number in the request is out of range"}).encode()
         except Exception as exc:
             logger.exception("sandbox admin request %s %s failed", method, path)
-            return 500, _json({"error": f"internal error: {type(exc).__name__}"}).encode("utf-8")
+            failure = {"error": f"internal error: {type(exc).__name__}"}
+            return 500, _json_text(failure).encode("utf-8")
 
     def _admin(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> Any:
         doc: Any = (
