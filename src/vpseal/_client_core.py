@@ -29,6 +29,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar, Union
 from urllib.parse import urlsplit
 
+from vpseal._protocol import AUTH_PATH, CASHOUT_PATH, QUERY_PATH
 from vpseal.amounts import parse_amount
 from vpseal.api_errors import (
     APIError,
@@ -48,9 +49,6 @@ from vpseal.tokens import StoredToken, TokenStore
 
 logger = logging.getLogger("vpseal.client")
 
-AUTH_PATH = "/v2/auth"
-CASHOUT_PATH = "/v2/members/cashout"
-QUERY_PATH = "/v2/members/check/transactions"
 
 ENV_BASE_URL = "VPSEAL_BASE_URL"
 ENV_AGENT_ID = "VPSEAL_AGENT_ID"

@@ -14,3 +14,8 @@ OPEN_BAD_TAG = 4  # GCM authentication failed; no plaintext is released
 
 BODY_PREFIX = b'{"cipherText":"'
 BODY_SUFFIX = b'"}'
+
+# The API's paths (the client calls them, the sandbox serves them).
+AUTH_PATH = "/v2/auth"
+CASHOUT_PATH = "/v2/members/cashout"
+QUERY_PATH = "/v2/members/check/transactions"

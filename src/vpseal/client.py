@@ -29,7 +29,6 @@ from vpseal._client_core import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_RETRY_BUDGET,
     DEFAULT_TIMEOUT,
-    QUERY_PATH,
     UNLIMITED_RETRIES,
     CashoutFlow,
     CashoutResult,
@@ -57,6 +56,7 @@ from vpseal._http import (
     sync_http,
     within,
 )
+from vpseal._protocol import QUERY_PATH
 from vpseal.api_errors import (
     Attempt,
     CallContext,

@@ -29,9 +29,11 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
-CASHOUT = "/v2/members/cashout"
-QUERY = "/v2/members/check/transactions"
-AUTH = "/v2/auth"
+from vpseal._protocol import AUTH_PATH, CASHOUT_PATH, QUERY_PATH
+
+CASHOUT = CASHOUT_PATH
+QUERY = QUERY_PATH
+AUTH = AUTH_PATH
 
 Kind = Literal["drop", "delay", "http_error", "code"]
 Phase = Literal["before", "locked", "after"]
