@@ -1,5 +1,7 @@
-"""Errors of the VP API client: one class per API code (SPEC.md section 6), plus the failures
-that have no API code (no answer, an answer that is not the envelope, an unknown outcome).
+"""Errors of the VP API client: one class per API code (SPEC.md section 6), raised when *the API
+answered* a call of yours, plus the failures that have no API code (no answer, an answer that
+is not the envelope, an unknown outcome). Opening a request yourself raises
+``vpseal.RequestError`` subclasses instead (see vpseal.errors).
 
 The code decides what a caller may do next, so each code is its own class; an unknown code still
 raises the base ``APIError``. Messages carry the server's message, code and logUUID only: never

@@ -1,7 +1,19 @@
-"""One exception tree for everything vpseal raises.
+"""One exception tree for everything vpseal raises, split by direction:
 
-Request-level errors carry ``api_code``: the VP API's own error code, so that a server can answer
-with the API's envelope. No message ever contains a key, secret, token or plaintext.
+- ``RequestError`` and its subclasses (``RequestFormatError`` 11, ``SignatureError`` and
+  ``ReplayError`` 83, ``DecryptionError`` 84, ``NonceStoreError`` 7): raised when *you* open a
+  request (``open_request``/``open_many``, a server's side); ``api_code`` is the code to answer
+  the sender with.
+- ``vpseal.APIError`` and its subclasses (``vpseal.api_errors``: ``ParametersError`` 11,
+  ``AuthenticationFailed`` 83, ``DecryptionFailed`` 84, ...): raised when *the API answered* a
+  client call with that code; with ``TransportError``, ``ResponseFormatError`` and
+  ``OutcomeUnknown`` for calls that got no usable answer.
+- Below both: ``ConfigError``, ``PayloadError``, ``InvalidTag`` and ``WireFormatError`` for
+  keys, payloads and the AES-GCM and wire layers, whichever side uses them.
+
+So the same API code has two classes, one per direction (83: ``SignatureError`` when your
+server refuses a request, ``AuthenticationFailed`` when the API refused yours). No message ever
+contains a key, secret, token or plaintext.
 """
 
 from __future__ import annotations
