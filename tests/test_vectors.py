@@ -14,7 +14,7 @@ import pytest
 import vpseal
 
 if TYPE_CHECKING:
-    from conftest import AeadCase, RspRecord
+    from _vectors import AeadCase, RspRecord
 
 
 def _check_valid(case: AeadCase) -> None:
