@@ -47,7 +47,9 @@ def measure(op: Op, n: int, slow: str | None) -> None:
     work = op.factory()
     if op.key == slow:
         work = _slowed(work)
-    for _ in range(max(3, n // 4)):  # warm-up: specialisation, caches, lazy imports, arenas
+    # warm-up (specialised bytecode, caches, lazy imports, allocator arenas), the same whatever
+    # N is
+    for _ in range(5 if op.heavy or op.per > 1 else 30):
         work()
     mark = zlib.adler32
     mark(b"")
