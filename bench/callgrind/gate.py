@@ -320,8 +320,8 @@ def main(argv: list[str] | None = None) -> int:
           f"warm-up; fail above +{FAIL_ABOVE:.0%}, warn beyond ±{WARN_ABOVE:.1%}; "
           f"{seconds:.0f} s)")  # fmt: skip
     print()
-    for line in table(rows):
-        print(line)
+    for row in table(rows):
+        print(row)
     for note in notes:
         print(note)
     if args.update:

@@ -10,6 +10,7 @@ peer (counted in the same run, shown as a ratio, never gated).
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import itertools
 import os
@@ -207,8 +208,7 @@ def _aead_ops(impl: str) -> list[Op]:
             group = f"{'decrypt' if decrypt else 'encrypt'} {name}"
             # the peers' AES.new per message costs 400k+: fewer calls (never gated)
             heavy = impl == "pycryptodome"
-            factory = _bind(lambda i, d=decrypt, s=size: _aead(i, d, s), impl)
-            ops.append(Op(group, impl, factory, heavy=heavy))
+            ops.append(Op(group, impl, functools.partial(_aead, impl, decrypt, size), heavy=heavy))
     return ops
 
 
