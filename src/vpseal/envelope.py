@@ -268,6 +268,8 @@ def _find_headers(headers: object) -> tuple[str, str, str, str]:
             value = value.decode("latin-1")
         if not isinstance(value, str):
             raise RequestFormatError(f"header {name} must be a string")
+        if type(value) is not str:  # a subclass may lie in len() or + : its exact text only
+            value = str.__str__(value)
         values.append(value)
     return values[0], values[1], values[2], values[3]
 
@@ -462,12 +464,21 @@ _UNUSUAL_HEADERS = (KeyError, TypeError, UnicodeEncodeError, AttributeError)
 def _read_headers(headers: Mapping[str, str]) -> tuple[str, str, str, str, bytes]:
     """The four protocol headers under their exact lowercase names (or from a case-insensitive
     mapping), and the engine's view of the last three: ASCII, back to back. Anything unusual
-    raises one of _UNUSUAL_HEADERS."""
+    raises one of _UNUSUAL_HEADERS (values that are not exact str included: _find_headers
+    converts those)."""
+    agent_id = headers["x-agentid"]
     timestamp = headers["x-timestamp"]
     nonce = headers["x-nonce"]
     signature = headers["x-signature"]
+    if (
+        type(timestamp) is not str
+        or type(nonce) is not str
+        or type(signature) is not str
+        or type(agent_id) is not str
+    ):
+        raise TypeError
     joined = (timestamp + nonce + signature).encode("ascii")
-    return headers["x-agentid"], timestamp, nonce, signature, joined
+    return agent_id, timestamp, nonce, signature, joined
 
 
 _GUARD_REQUIRED = (
