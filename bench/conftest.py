@@ -21,9 +21,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 SHORT = bool(os.environ.get("VPSEAL_BENCH_SHORT"))
 
-# (what, group, impl measured, impl compared with, "speedup" | "time", target, per-item divisor)
+# (what, group, impl measured, impl compared with, "speedup" | "time", target)
 # "speedup": compared time / measured time, higher is better, target is a minimum.
 # "time":    measured time / compared time, lower is better, target is a maximum.
+# Every target only warns (NOT MET), except MUST_BEAT below. Gating is the instruction-count
+# gate's job (bench/callgrind), which cannot flake; wall time here varies 10-40 % with load.
 RATIOS: list[tuple[str, str, str, str, str, float]] = [
     (
         "native encrypt 64 B vs cryptography AESGCM",
@@ -148,6 +150,21 @@ RATIOS: list[tuple[str, str, str, str, str, float]] = [
 ]
 
 
+# The one guard that fails the run even on wall time (issue 13 item 2): vpseal slower than the
+# hand-written pipeline it is sold against. Only comparisons with a margin far beyond the
+# noise (measured: 2.5-2.6x for native vs the cryptography pipeline, 6-12x for the fallback vs
+# pycryptodome), so that a loaded machine cannot flip them; they fail when the ratio drops
+# below 1.0 (not when the aspirational target above is missed).
+MUST_BEAT = {
+    "native seal vs cryptography pipeline",
+    "native open vs cryptography pipeline",
+    "fallback seal vs pycryptodome pipeline",
+    "fallback open vs pycryptodome pipeline",
+    "fallback encrypt 64 B vs naive pycryptodome",
+    "fallback decrypt 64 B vs naive pycryptodome",
+}
+
+
 # (what, group, impl, most seconds per item): targets that are a time, not a ratio.
 _OWN = "client own work per cash-out"
 LIMITS: list[tuple[str, str, str, float]] = [
@@ -188,15 +205,38 @@ def _gateway_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(f"(and in {report.results_file(report.RESULTS)})")
 
 
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    _gateway_summary(terminalreporter)
+def _times(config: pytest.Config) -> dict[tuple[str, str], float]:
+    """Best seconds per item of every benchmark that ran, by (group, impl)."""
     session = getattr(config, "_benchmarksession", None)
-    if session is None or not session.benchmarks:
-        return
     times: dict[tuple[str, str], float] = {}
-    for bench in session.benchmarks:
+    for bench in session.benchmarks if session is not None else ():
         if bench.stats:
             times[(bench.group, bench.extra_info.get("impl", bench.name))] = _best_seconds(bench)
+    return times
+
+
+def _slower_than_peer(times: dict[tuple[str, str], float]) -> list[tuple[str, float]]:
+    """The MUST_BEAT comparisons that vpseal lost (what, how many times the peer's time)."""
+    lost = []
+    for what, group, mine, peer, _, _ in RATIOS:
+        if what in MUST_BEAT and (group, mine) in times and (group, peer) in times:
+            slower = times[(group, mine)] / times[(group, peer)]
+            if slower > 1.0:
+                lost.append((what, slower))
+    return lost
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _slower_than_peer(_times(session.config)) and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    _gateway_summary(terminalreporter)
+    times = _times(config)
+    if not times:
+        return
     write = terminalreporter.write_line
     write("")
     write(
@@ -213,7 +253,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             ratio, goal, met = b / a, f">= {target:g}x", b / a >= target
         else:
             ratio, goal, met = a / b, f"<= {target:g}x", a / b <= target
-        write(f"{what:<52} {ratio:>7.2f}x {goal:>10}  {'met' if met else 'NOT MET'}")
+        verdict = "met" if met else "NOT MET"
+        if what in MUST_BEAT:
+            verdict += ", beats the peer (must)" if b > a else ", SLOWER THAN THE PEER: FAILS"
+        write(f"{what:<52} {ratio:>7.2f}x {goal:>10}  {verdict}")
     for what, group, impl, limit in LIMITS:
         if (group, impl) in times:
             spent = times[(group, impl)]
@@ -242,6 +285,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         if peer and (group, "native") in times:
             ratio = f"  native/peer={times[(group, 'native')] / peer:.2f}x"
         write(f"  {group:<22} " + "  ".join(row) + ratio)
+    for what, slower in _slower_than_peer(times):
+        write(f"FAILED: {what}: vpseal took {slower:.2f}x the time of the peer it must beat")
 
 
 def _group_order(group: str) -> tuple[str, int]:
