@@ -205,6 +205,8 @@ fi
 if [ -z "${VPSEAL_SKIP_BENCH:-}" ]; then
   step "benchmarks (short mode, so that they cannot rot)"
   VPSEAL_BENCH_SHORT=1 "$VENV/bin/python" "${PYTEST[@]}" bench
+  step "instruction-count performance gate (callgrind)"
+  VPSEAL_VENV="$VENV" bash scripts/perf_gate.sh
 fi
 
 step "summary ($(elapsed "$START") in all)"

@@ -127,7 +127,7 @@ async def test_async_twins_share_one_cashout(make_sandbox: MakeSandbox) -> None:
     assert _cashouts(sandbox, "fay") == ["T-f"]
 
 
-async def test_an_async_cashout_settles_even_if_its_caller_is_cancelled(
+async def test_async_twins_of_a_cancelled_call_get_outcome_unknown(
     make_sandbox: MakeSandbox,
 ) -> None:
     sandbox = make_sandbox(lock_hold=0.5)
@@ -137,10 +137,30 @@ async def test_an_async_cashout_settles_even_if_its_caller_is_cancelled(
         first = asyncio.ensure_future(client.cashout("gus", "T-g"))
         while sandbox.stats().get(CASHOUT, 0) == 0:
             await asyncio.sleep(0.01)
+        twin = asyncio.ensure_future(client.cashout("gus", "T-g"))
+        await asyncio.sleep(0.05)
         first.cancel()
         with pytest.raises(asyncio.CancelledError):
             await first
-        # the cash-out goes on; a call with the same transId joins it instead of re-sending
+        with pytest.raises(vpseal.OutcomeUnknown) as caught:
+            await twin
+        assert caught.value.trans_id == "T-g"
+        # nothing is lost: repeating the transId settles it, without a second withdrawal
+        assert sandbox.wait_idle()
         result = await client.cashout("gus", "T-g")
         assert result.amount == 9
-    assert sandbox.stats()[CASHOUT] == 1 and _cashouts(sandbox, "gus") == ["T-g"]
+    assert _cashouts(sandbox, "gus") == ["T-g"]
+
+
+async def test_an_async_twin_waits_within_its_own_deadline(make_sandbox: MakeSandbox) -> None:
+    sandbox = make_sandbox(lock_hold=1.0)
+    sandbox.set_member("hal", 4)
+    async with vpseal.AsyncClient(**sandbox.client_kwargs(), **FAST) as client:
+        await client.authenticate()
+        first = asyncio.ensure_future(client.cashout("hal", "T-h"))
+        while sandbox.stats().get(CASHOUT, 0) == 0:
+            await asyncio.sleep(0.01)
+        with pytest.raises(vpseal.OutcomeUnknown):
+            await client.with_options(deadline=0.2).cashout("hal", "T-h")
+        assert (await first).amount == 4
+    assert sandbox.stats()[CASHOUT] == 1

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import functools
 import os
 import threading
 import time
@@ -267,19 +266,51 @@ def _annotate(error: BaseException, trans_id: str | None, records: list[Record])
 
 class _SyncFlight:
     """One piece of work (a token fetch, a cash-out) that concurrent callers wait for; its
-    failure is theirs too."""
+    failure is theirs too. A lock held while it runs is all it costs when nobody waits."""
+
+    __slots__ = ("_running", "error", "result")
 
     def __init__(self) -> None:
-        self.done = threading.Event()
+        self._running = threading.Lock()
+        self._running.acquire()
         self.result: Any = None
         self.error: BaseException | None = None
 
+    def land(self) -> None:
+        """The work is over (result or error set): release the waiters."""
+        self._running.release()
+
     def wait(self, timeout: float | None, late: Callable[[], BaseException]) -> Any:
-        if not self.done.wait(timeout):
+        if not self._running.acquire(timeout=-1 if timeout is None else timeout):
             raise late()
+        self._running.release()
         if self.error is not None:
             raise self.error
         return self.result
+
+
+class _AsyncTwin:
+    """A cash-out running in one coroutine; a future for the others is made only if one comes."""
+
+    __slots__ = ("future",)
+
+    def __init__(self) -> None:
+        self.future: asyncio.Future[CashoutResult] | None = None
+
+    def joined(self) -> asyncio.Future[CashoutResult]:
+        if self.future is None:
+            self.future = asyncio.get_running_loop().create_future()
+            self.future.add_done_callback(_retrieve)
+        return self.future
+
+    def land(self, result: CashoutResult | None, error: BaseException | None) -> None:
+        future = self.future
+        if future is None or future.done():
+            return
+        if error is None:
+            future.set_result(result)  # type: ignore[arg-type]
+        else:
+            future.set_exception(error)
 
 
 def _token_late() -> BaseException:
@@ -294,11 +325,11 @@ def _twin_key(username: object, trans_id: object) -> tuple[str, str] | None:
     return None
 
 
-def _twin_late(trans_id: str) -> Callable[[], BaseException]:
+def _twin_late(
+    trans_id: str, why: str = "the call's deadline passed while the same cash-out was in flight"
+) -> Callable[[], BaseException]:
     def late() -> BaseException:
-        return OutcomeUnknown(
-            trans_id, "the call's deadline passed while the same cash-out was in flight"
-        )
+        return OutcomeUnknown(trans_id, why)
 
     return late
 
@@ -378,12 +409,9 @@ class Client(_Base):
         key = _twin_key(username, trans_id)
         if key is None:
             return self._drive(self._cashout_flow(username, trans_id))
-        with self._token_mutex:
-            flight = self._flights.get(key)
-            leader = flight is None
-            if flight is None:
-                flight = self._flights[key] = _SyncFlight()
-        if not leader:
+        mine = _SyncFlight()
+        flight = self._flights.setdefault(key, mine)  # atomic: one leader per key
+        if flight is not mine:
             self._check_process()
             ends = self._ends()
             timeout = None if ends is None else max(0.0, ends - time.monotonic())
@@ -391,15 +419,14 @@ class Client(_Base):
             return result
         try:
             done = self._drive(self._cashout_flow(username, trans_id))
-            flight.result = done
+            mine.result = done
             return done
         except BaseException as exc:
-            flight.error = exc
+            mine.error = exc
             raise
         finally:
-            with self._token_mutex:
-                del self._flights[key]
-            flight.done.set()
+            del self._flights[key]
+            mine.land()
 
     def check_transaction(self, username: str, trans_id: str) -> Transaction:
         """Query one transaction (TransactionNotFound, code 4, if it never happened)."""
@@ -440,7 +467,7 @@ class Client(_Base):
         finally:
             with self._token_mutex:
                 del self._flights["token"]
-            flight.done.set()
+            flight.land()
 
     def _drive(self, flow: Flow[T]) -> T:
         self._check_process()
@@ -558,28 +585,39 @@ class AsyncClient(_Base):
         await self._loop_state.http.aclose()
 
     async def cashout(self, username: str, trans_id: str | None = None) -> CashoutResult:
-        """See Client.cashout. The first of concurrent calls with the same username and
-        trans_id runs the cash-out as a task of its own, so that it settles even if that
-        caller is cancelled (a later call with the same trans_id joins it while it runs)."""
+        """See Client.cashout. Concurrent calls with the same username and trans_id share the
+        first one's cash-out; if that call is cancelled, the others raise OutcomeUnknown."""
         key = _twin_key(username, trans_id)
         if key is None:
             return await self._drive(self._cashout_flow(username, trans_id))
-        self._check_process()
         self._follow_loop()
-        state = self._loop_state
-        flight = state.cashouts.get(key)
-        if flight is None:
-            flight = asyncio.ensure_future(self._drive(self._cashout_flow(username, trans_id)))
-            state.cashouts[key] = flight
-            flight.add_done_callback(functools.partial(_landed, state.cashouts, key))
-            return await asyncio.shield(flight)  # bounded by the flow's own deadline
-        ends = self._ends()
-        if ends is None:
-            return await asyncio.shield(flight)
+        twins = self._loop_state.cashouts
+        mine = _AsyncTwin()
+        twin = twins.setdefault(key, mine)
+        if twin is not mine:
+            self._check_process()
+            future = twin.joined()
+            ends = self._ends()
+            if ends is None:
+                return await asyncio.shield(future)
+            try:
+                return await within(max(0.0, ends - time.monotonic()), asyncio.shield(future))
+            except TimeoutError:
+                raise _twin_late(key[1])() from None
         try:
-            return await within(max(0.0, ends - time.monotonic()), asyncio.shield(flight))
-        except TimeoutError:
-            raise _twin_late(key[1])() from None
+            done = await self._drive(self._cashout_flow(username, trans_id))
+        except asyncio.CancelledError:
+            mine.land(None, _twin_late(key[1], "the call that sent it was cancelled")())
+            raise
+        except BaseException as exc:
+            mine.land(None, exc)
+            raise
+        else:
+            mine.land(done, None)
+            return done
+        finally:
+            if twins.get(key) is mine:
+                del twins[key]
 
     async def check_transaction(self, username: str, trans_id: str) -> Transaction:
         """See Client.check_transaction."""
@@ -702,18 +740,7 @@ class _LoopState:
         self.own = own
         self.loop: asyncio.AbstractEventLoop | None = None
         self.flight: asyncio.Future[tuple[str, int]] | None = None
-        self.cashouts: dict[tuple[str, str], asyncio.Future[CashoutResult]] = {}
-
-
-def _landed(
-    flights: dict[tuple[str, str], asyncio.Future[CashoutResult]],
-    key: tuple[str, str],
-    future: asyncio.Future[CashoutResult],
-) -> None:
-    """A cash-out task ended: later calls with its transId send anew (a repeat is safe)."""
-    if flights.get(key) is future:
-        del flights[key]
-    _retrieve(future)
+        self.cashouts: dict[tuple[str, str], _AsyncTwin] = {}
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
