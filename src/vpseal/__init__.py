@@ -34,6 +34,8 @@ from vpseal.replay import MemoryNonceStore, NonceStore, RedisNonceStore, ReplayG
 from vpseal.signing import sign, verify_signature
 from vpseal.wire import decode_wire, encode_wire
 
+# The one source of the version: pyproject.toml reads it (setuptools dynamic attr), and so do
+# `vpseal --version` and the package metadata.
 __version__ = "0.1.0"
 
 
@@ -90,6 +92,7 @@ from vpseal.api_errors import (  # noqa: E402
     Attempt,
     AuthenticationFailed,
     BalanceNotEnough,
+    CallContext,
     DeadlineExceeded,
     DecryptionFailed,
     InternalServerError,
@@ -115,6 +118,7 @@ __all__ += [
     "Attempt",
     "AuthenticationFailed",
     "BalanceNotEnough",
+    "CallContext",
     "CashoutResult",
     "Client",
     "DeadlineExceeded",

@@ -14,8 +14,9 @@ The internals are guarded: if they cannot be imported, or the engine built on th
 give the known answers at import (McGrew & Viega test case 16, and agreement with the public
 API on a long message), ``KeyEngine`` is ``_PublicKeyEngine`` instead, which encrypts through
 pycryptodome's public GCM API (``AES.new(key, AES.MODE_GCM, nonce=iv)``): several times
-slower per short message (the per-key work is redone each time), the same bytes. ``PUBLIC_GCM_REASON`` then says why (None on the fast path). Where
-only the raw ECB library is missing, the public ECB method is used instead.
+slower per short message (the per-key work is redone each time), the same bytes.
+``PUBLIC_GCM_REASON`` then says why (None on the fast path). Where only the raw ECB library
+is missing, the public ECB method is used instead.
 
 Everything per key is read-only after ``__init__`` and every message gets fresh
 buffers, so one KeyEngine may be shared between threads.
