@@ -93,6 +93,8 @@ class NativeBuild(build_ext):
 
     def _failed(self, exc: BaseException) -> None:
         reason = f"{type(exc).__name__}: {exc}".strip()
+        if len(reason) > 300:  # a CompileError carries the whole compiler command
+            reason = reason[:300] + "..."
         give_up, message = native_failure_message(reason, os.environ)
         sys.stderr.write(message)
         if not give_up:

@@ -27,13 +27,21 @@ START=$(date +%s)
 step() { printf '\n==> dist: %s (%ds)\n' "$*" $(($(date +%s) - START)); }
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/vpseal-dist.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
+sdist_pid=''
+cleanup() {
+  if [ -n "$sdist_pid" ]; then kill "$sdist_pid" 2>/dev/null || true; wait "$sdist_pid" || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
 # What the installed package is tested with; the rest of vpseal[dev] is not needed here.
 TEST_DEPS=(pytest pytest-asyncio hypothesis cryptography)
 # Fast, and between them every engine path: selection and the import warning, the vectors,
 # envelopes, wire format, the fallback's guard, the built module (hardening, no RUNPATH).
 SUBSET=(test_backends.py test_native_warning.py test_vectors.py test_envelope.py test_wire.py
   test_fallback_guard.py test_build_hardening.py test_packaging.py test_public_api.py)
+# On the fallback-only install: what does not need the native engine.
+FALLBACK_SUBSET=(test_native_warning.py test_vectors.py test_wire.py test_fallback_guard.py
+  test_public_api.py test_backends.py)
 
 step "build sdist and wheel"
 "$PY" -m build --outdir "$WORK/dist" . >"$WORK/build.log" 2>&1 || { cat "$WORK/build.log"; exit 1; }
@@ -48,19 +56,21 @@ esac
 "$PY" -m twine check --strict "$SDIST" "$WHEEL"
 # The README is the package page: every repository path it names must be in the sdist.
 "$PY" - "$SDIST" <<'EOF'
-import re, sys, tarfile
+import os, re, sys, tarfile
 names = {n.split("/", 1)[1] for n in tarfile.open(sys.argv[1]).getnames() if "/" in n}
 readme = open("README.md", encoding="utf-8").read()
 named = set(re.findall(r"`((?:[\w.-]+/)+[\w.-]*|[\w.-]+\.(?:md|sh|py|toml))`", readme))
 generated = ("bench/.results/", ".venv")  # written by runs, not shipped
+# Paths of this repository (not e.g. an OpenSSL prefix's include/): their first part exists here.
+named = {p for p in named if os.path.exists(p.split("/")[0]) and not p.startswith(generated)}
 missing = sorted(
     p for p in named
-    if not p.startswith(generated) and p.rstrip("/") not in names
+    if p.rstrip("/") not in names
     and not any(n.startswith(p.rstrip("/") + "/") for n in names)
 )
 if missing:
     sys.exit(f"error: README.md names paths the sdist lacks: {missing}")
-print(f"README: all {len(named)} paths it names are in the sdist")
+print(f"README: the {len(named)} repository paths it names are in the sdist: {sorted(named)}")
 EOF
 
 if [ "$(uname -s)" = Linux ] && "$PY" -m auditwheel --version >/dev/null 2>&1; then
@@ -89,24 +99,70 @@ else
   echo "(auditwheel not available here: testing the wheel as built)"
 fi
 
-# fresh_venv DIR: a virtualenv of the same Python as $PY, with the test dependencies.
+# Every dependency the virtualenvs below need, resolved and fetched once (pip's cache and the
+# index), then installed from this directory only.
+step "fetch the test and build dependencies"
+"$PY" -m pip download -q -d "$WORK/wheels" "${TEST_DEPS[@]}" "$WHEEL" "setuptools>=77" wheel
+rm -f "$WORK"/wheels/vpseal-*
+
+# fresh_venv DIR [PACKAGES...]: a virtualenv of the same Python as $PY, with the test
+# dependencies and PACKAGES, from $WORK/wheels only.
 fresh_venv() {
-  "$PY" -m venv "$1"
-  "$1/bin/python" -m pip install -q "${TEST_DEPS[@]}"
+  local dir=$1
+  shift
+  "$PY" -m venv "$dir"
+  "$dir/bin/python" -m pip install -q --no-index --find-links "$WORK/wheels" "${TEST_DEPS[@]}" "$@"
 }
 
-# run_subset VENV: the tests copied to $WORK/run (no src/ there), run from that directory.
+# run_subset VENV TESTS...: the tests copied to a directory of their own (no src/ there), run
+# from that directory against VENV's installed vpseal.
 run_subset() {
-  rm -rf "$WORK/run" && mkdir "$WORK/run"
-  cp -r "$ROOT/tests" "$WORK/run/tests"
-  cp "$ROOT/pyproject.toml" "$WORK/run/"  # pytest's settings (asyncio mode, markers) only
-  (cd "$WORK/run" && "$1/bin/python" -m pytest -q -p no:cacheprovider \
-    "${SUBSET[@]/#/tests/}")
+  local venv=$1 run="$WORK/run-$(basename "$1")"
+  shift
+  mkdir "$run"
+  cp -r "$ROOT/tests" "$run/tests"
+  cp "$ROOT/pyproject.toml" "$run/"  # pytest's settings (asyncio mode, markers) only
+  (cd "$run" && "$venv/bin/python" -m pytest -q -p no:cacheprovider "${@/#/tests/}")
 }
+
+# The sdist checks (the slower part: a virtualenv and two builds) run in the background while
+# the wheel is tested; their output follows.
+sdist_checks() {
+  # The build requirements are installed once into the sdist's virtualenv and both builds below
+  # use them (--no-build-isolation) instead of making two isolated build environments.
+  step "the sdist without a compiler must fail to install"
+  fresh_venv "$WORK/venv-sdist" "setuptools>=77" wheel cffi
+  sdist_install() {
+    CC=/bin/false "$WORK/venv-sdist/bin/python" -m pip install -q --no-cache-dir \
+      --no-build-isolation --no-index --find-links "$WORK/wheels" "$SDIST" "$@"
+  }
+  if sdist_install >"$WORK/nocc.log" 2>&1; then
+    echo "error: the sdist installed without a compiler and without VPSEAL_ALLOW_FALLBACK" >&2
+    exit 1
+  fi
+  grep -q 'VPSEAL_ALLOW_FALLBACK=1' "$WORK/nocc.log" || { cat "$WORK/nocc.log"; exit 1; }
+  grep -m1 'ERROR: vpseal' "$WORK/nocc.log"
+
+  step "the sdist without a compiler, fallback allowed (VPSEAL_ALLOW_FALLBACK=1)"
+  VPSEAL_ALLOW_FALLBACK=1 sdist_install
+  (cd "$WORK" && "$WORK/venv-sdist/bin/python" - <<'EOF'
+import warnings
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import vpseal
+assert vpseal.backend() == "fallback", vpseal.backend()
+assert [w.category for w in caught] == [vpseal.NativeEngineUnavailable], caught
+print("engine:", vpseal.backend(), "- warned:", str(caught[0].message)[:100], "...")
+EOF
+  )
+  step "tests against the fallback-only install"
+  run_subset "$WORK/venv-sdist" "${FALLBACK_SUBSET[@]}"
+}
+sdist_checks >"$WORK/sdist.log" 2>&1 &
+sdist_pid=$!
 
 step "install the wheel into a fresh virtualenv"
-fresh_venv "$WORK/venv-wheel"
-"$WORK/venv-wheel/bin/python" -m pip install -q "$WHEEL"
+fresh_venv "$WORK/venv-wheel" "$WHEEL"
 (cd "$WORK" && "$WORK/venv-wheel/bin/python" -W error::RuntimeWarning - <<'EOF'
 import sysconfig, vpseal
 where = vpseal.__file__
@@ -118,32 +174,12 @@ EOF
 )
 "$WORK/venv-wheel/bin/vpseal" --version
 step "tests against the installed wheel"
-run_subset "$WORK/venv-wheel"
+run_subset "$WORK/venv-wheel" "${SUBSET[@]}"
 
-step "the sdist without a compiler must fail to install"
-fresh_venv "$WORK/venv-sdist"
-if CC=/bin/false "$WORK/venv-sdist/bin/python" -m pip install -q --no-cache-dir "$SDIST" \
-    >"$WORK/nocc.log" 2>&1; then
-  echo "error: the sdist installed without a compiler and without VPSEAL_ALLOW_FALLBACK" >&2
-  exit 1
-fi
-grep -q 'VPSEAL_ALLOW_FALLBACK=1' "$WORK/nocc.log" || { cat "$WORK/nocc.log"; exit 1; }
-grep -m1 'ERROR: vpseal' "$WORK/nocc.log"
 
-step "the sdist without a compiler, fallback allowed (VPSEAL_ALLOW_FALLBACK=1)"
-CC=/bin/false VPSEAL_ALLOW_FALLBACK=1 "$WORK/venv-sdist/bin/python" -m pip install -q \
-  --no-cache-dir "$SDIST"
-(cd "$WORK" && "$WORK/venv-sdist/bin/python" - <<'EOF'
-import warnings
-with warnings.catch_warnings(record=True) as caught:
-    warnings.simplefilter("always")
-    import vpseal
-assert vpseal.backend() == "fallback", vpseal.backend()
-assert [w.category for w in caught] == [vpseal.NativeEngineUnavailable], caught
-print("engine:", vpseal.backend(), "- warned:", str(caught[0].message)[:100], "...")
-EOF
-)
-step "tests against the fallback-only install"
-VPSEAL_BACKEND=fallback run_subset "$WORK/venv-sdist"
-
+sdist_rc=0
+wait "$sdist_pid" || sdist_rc=$?
+sdist_pid=''
+cat "$WORK/sdist.log"
+[ "$sdist_rc" = 0 ] || { echo "error: the sdist checks failed" >&2; exit 1; }
 step "done"

@@ -112,7 +112,9 @@ def test_native_module_has_no_build_machine_runpath() -> None:
     readelf = shutil.which("readelf")
     if readelf is None or not sys.platform.startswith("linux"):
         pytest.skip("needs readelf on Linux")
-    pytest.importorskip("vpseal._native", reason="native engine not built here")
+    pytest.importorskip(
+        "vpseal._native", exc_type=ImportError, reason="native engine not built here"
+    )
     import vpseal._vpseal_native as compiled  # type: ignore[import-not-found,unused-ignore]
 
     proc = subprocess.run(

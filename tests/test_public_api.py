@@ -19,8 +19,15 @@ from vpseal import cli
 
 
 def _modules(package: object) -> list[object]:
-    names = [m.name for m in pkgutil.iter_modules(package.__path__)]  # type: ignore[attr-defined]
-    return [importlib.import_module(f"{package.__name__}.{n}") for n in names]  # type: ignore[attr-defined]
+    """The package's modules that import here (not the native engine where it is missing)."""
+    modules = []
+    for info in pkgutil.iter_modules(package.__path__):  # type: ignore[attr-defined]
+        try:
+            modules.append(importlib.import_module(f"{package.__name__}.{info.name}"))  # type: ignore[attr-defined]
+        except ImportError:
+            if info.name != "_native":
+                raise
+    return modules
 
 
 def _exceptions(package: object) -> dict[str, type[BaseException]]:
