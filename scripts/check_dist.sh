@@ -19,6 +19,9 @@
 #     the fallback, which warns at import (vpseal.NativeEngineUnavailable) and passes the tests
 #     that do not need the native engine. Both builds use build requirements installed in that
 #     virtualenv (--no-build-isolation), one build environment instead of two.
+#  5. The same wheel on the other CPythons 3.10-3.13 found ($VPSEAL_DIST_PYTHONS, default
+#     "3.10 3.13": the oldest and the newest): installed, imported, one request sealed and
+#     opened natively.
 # Also: the README (the package page) may name only repository paths the sdist contains.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,9 +36,10 @@ START=$(date +%s)
 step() { printf '\n==> dist: %s (%ds)\n' "$*" $(($(date +%s) - START)); }
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/vpseal-dist.XXXXXX")
-sdist_pid=''
+sdist_pid='' others_pid=''
 cleanup() {
-  if [ -n "$sdist_pid" ]; then kill "$sdist_pid" 2>/dev/null || true; wait "$sdist_pid" || true; fi
+  local pid
+  for pid in $sdist_pid $others_pid; do kill "$pid" 2>/dev/null || true; wait "$pid" || true; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -167,6 +171,46 @@ EOF
 sdist_checks >"$WORK/sdist.log" 2>&1 &
 sdist_pid=$!
 
+# The same abi3 wheel on the other CPythons the machine has (python3.X on PATH, else pyenv's
+# newest 3.X): installed into a fresh virtualenv each, imported from outside the tree, one
+# request sealed and opened on the native engine. Skipped Pythons are named.
+other_pythons() {
+  local want py cand root
+  root=${PYENV_ROOT:-$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")}
+  for want in ${VPSEAL_DIST_PYTHONS-3.10 3.13}; do
+    py=''
+    # A pyenv shim for a version that is not selected exists but does not run: try each.
+    for cand in "$(command -v "python$want" 2>/dev/null || true)" \
+        $(ls -d "$root/versions/$want".*[0-9]/bin/python"$want" 2>/dev/null | sort -rV); do
+      [ -n "$cand" ] && [ -x "$cand" ] || continue
+      if [ "$("$cand" -c 'import sys, venv, ensurepip; print("%d.%d" % sys.version_info[:2])' \
+          2>/dev/null)" = "$want" ]; then
+        py=$cand
+        break
+      fi
+    done
+    if [ -z "$py" ]; then
+      echo "Python $want: SKIPPED (not on this machine)"
+      continue
+    fi
+    "$py" -m venv "$WORK/venv-$want"
+    "$WORK/venv-$want/bin/python" -m pip install -q "$WHEEL"
+    (cd "$WORK" && "$WORK/venv-$want/bin/python" -W error::RuntimeWarning - <<'EOF'
+import sys, sysconfig, vpseal
+assert vpseal.__file__.startswith(sysconfig.get_paths()["purelib"]), vpseal.__file__
+assert vpseal.backend() == "native", vpseal.backend()
+creds = vpseal.Credentials("agent", "00" * 32)
+sealed = vpseal.seal_request(creds, {"a": 1})
+opened = vpseal.open_request(creds, sealed.headers, sealed.body, guard=vpseal.ReplayGuard())
+assert opened.payload == {"a": 1}
+print(f"Python {sys.version.split()[0]}: the wheel installs, native engine, seal/open ok")
+EOF
+    )
+  done
+}
+other_pythons >"$WORK/others.log" 2>&1 &
+others_pid=$!
+
 step "install the wheel into a fresh virtualenv"
 fresh_venv "$WORK/venv-wheel" "$WHEEL"
 (cd "$WORK" && "$WORK/venv-wheel/bin/python" -W error::RuntimeWarning - <<'EOF'
@@ -182,6 +226,13 @@ EOF
 step "tests against the installed wheel"
 run_subset "$WORK/venv-wheel" "${SUBSET[@]}"
 
+
+step "the wheel on the other Pythons"
+others_rc=0
+wait "$others_pid" || others_rc=$?
+others_pid=''
+cat "$WORK/others.log"
+[ "$others_rc" = 0 ] || { echo "error: the wheel failed on another Python" >&2; exit 1; }
 
 sdist_rc=0
 wait "$sdist_pid" || sdist_rc=$?
