@@ -202,6 +202,17 @@ else
   other_pythons
 fi
 
+# --- packaging (issue 10): the sdist and the wheel built, checked and tested as installed ------
+if [ -z "${VPSEAL_SKIP_DIST:-}" ]; then
+  step "sdist and wheel: scripts/check_dist.sh"
+  dist_started=$(date +%s) dist_rc=0
+  bash scripts/check_dist.sh "$VENV/bin/python" || dist_rc=$?
+  printf '%-48s %s  %s\n' "sdist and wheel (scripts/check_dist.sh)" \
+    "$([ $dist_rc = 0 ] && echo ok || echo "FAILED ($dist_rc)")" "$(elapsed "$dist_started")" \
+    >>"$LOGS/results.main"
+fi
+# ---------------------------------------------------------------------------------------------
+
 if [ -z "${VPSEAL_SKIP_BENCH:-}" ]; then
   step "benchmarks (short mode, so that they cannot rot)"
   VPSEAL_BENCH_SHORT=1 "$VENV/bin/python" "${PYTEST[@]}" bench

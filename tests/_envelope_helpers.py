@@ -59,7 +59,9 @@ def require_backend(name: Any) -> Any:
     """Skip (as pytest.importorskip would) when the named engine cannot be loaded. None is the
     process-wide engine (VPSEAL_BACKEND), always there."""
     if name == "native":
-        pytest.importorskip("vpseal._native", reason="native engine not built on this platform")
+        pytest.importorskip(
+            "vpseal._native", exc_type=ImportError, reason="native engine not built here"
+        )
     return name
 
 

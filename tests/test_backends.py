@@ -42,7 +42,7 @@ def _native_available() -> bool:
 
 @pytest.fixture(scope="module")
 def native() -> ModuleType:
-    return pytest.importorskip("vpseal._native")
+    return pytest.importorskip("vpseal._native", exc_type=ImportError)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,9 @@ BUILD = ROOT / "csrc" / "build.py"
 
 
 def _native_module() -> Path:
-    pytest.importorskip("vpseal._native", reason="native engine not built here")
+    pytest.importorskip(
+        "vpseal._native", exc_type=ImportError, reason="native engine not built here"
+    )
     module = importlib.import_module("vpseal._vpseal_native")
     return Path(str(module.__file__))
 

@@ -28,7 +28,9 @@ DOCUMENTED = (TypeError, ValueError, vpseal.InvalidTag)
 def engines() -> dict[str, ModuleType]:
     from vpseal import _fallback
 
-    native = pytest.importorskip("vpseal._native", reason="native engine not built here")
+    native = pytest.importorskip(
+        "vpseal._native", exc_type=ImportError, reason="native engine not built here"
+    )
     return {"native": native, "fallback": _fallback}
 
 

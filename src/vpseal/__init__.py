@@ -18,7 +18,9 @@ from vpseal.errors import (
     ConfigError,
     DecryptionError,
     InvalidTag,
+    NativeEngineUnavailable,
     NonceStoreError,
+    NonceStoreFull,
     PayloadError,
     ReplayError,
     RequestError,
@@ -32,6 +34,8 @@ from vpseal.replay import MemoryNonceStore, NonceStore, RedisNonceStore, ReplayG
 from vpseal.signing import sign, verify_signature
 from vpseal.wire import decode_wire, encode_wire
 
+# The one source of the version: pyproject.toml reads it (setuptools dynamic attr), and so do
+# `vpseal --version` and the package metadata.
 __version__ = "0.1.0"
 
 
@@ -53,8 +57,10 @@ __all__ = [
     "InvalidTag",
     "Keyring",
     "MemoryNonceStore",
+    "NativeEngineUnavailable",
     "NonceStore",
     "NonceStoreError",
+    "NonceStoreFull",
     "OpenedRequest",
     "PayloadError",
     "RedisNonceStore",
@@ -86,6 +92,7 @@ from vpseal.api_errors import (  # noqa: E402
     Attempt,
     AuthenticationFailed,
     BalanceNotEnough,
+    CallContext,
     DeadlineExceeded,
     DecryptionFailed,
     InternalServerError,
@@ -111,6 +118,7 @@ __all__ += [
     "Attempt",
     "AuthenticationFailed",
     "BalanceNotEnough",
+    "CallContext",
     "CashoutResult",
     "Client",
     "DeadlineExceeded",

@@ -25,15 +25,21 @@ type, an unknown scheme, an engine of the other class) raise, for the whole batc
 
 If the native engine cannot be used, importing it raises ImportError saying why: not built,
 not CPython, or its known-answer self-test failed (see _native). With VPSEAL_BACKEND unset the
-fallback is used instead, and the reason is kept in ``native_error``.
+fallback is used instead, the reason is kept in ``native_error``, and a
+``vpseal.NativeEngineUnavailable`` warning (a RuntimeWarning) says why and how to fix it, once
+per process: a gateway should not run 2-3x slower without knowing. VPSEAL_BACKEND=fallback
+chooses the fallback explicitly, without a warning.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Protocol, cast
+
+from vpseal.errors import NativeEngineUnavailable
 
 
 class KeyEngine(Protocol):
@@ -128,7 +134,20 @@ def _load() -> Engine:
         return load("native")
     except ImportError as exc:
         native_error = str(exc)
-        return load("fallback")
+        fallback = load("fallback")
+        warnings.warn(NativeEngineUnavailable(_unavailable_message(native_error)), stacklevel=3)
+        return fallback
+
+
+def _unavailable_message(reason: str) -> str:
+    return (
+        f"{reason}. vpseal is using its pure-Python fallback engine (pycryptodome), 2-3x"
+        " slower. To fix: a vpseal wheel needs the system's OpenSSL 3 (libcrypto.so.3);"
+        " building from source needs a C compiler and the OpenSSL 3 headers (Debian/Ubuntu:"
+        " build-essential libssl-dev; Fedora: gcc openssl-devel). Then reinstall with"
+        " pip install --force-reinstall --no-cache-dir vpseal (see docs/openssl.md)."
+        " VPSEAL_BACKEND=fallback chooses the fallback and silences this warning."
+    )
 
 
 def select(name: str | None) -> Engine:

@@ -9,9 +9,16 @@ take a CTR object for the keystream instead, since counter blocks built in Pytho
 than its set-up there.
 
 This reaches into pycryptodome internals (``_mode_gcm``'s GHASH libraries, ``_mode_ecb``'s
-raw library and the ECB object's ``_state``); the version range is pinned in pyproject.toml and
-the known-answer vectors guard it. Where a fast internal is missing, the public ECB method is
-used instead. Everything per key is read-only after ``__init__`` and every message gets fresh
+raw library and the ECB object's ``_state``); the version range is pinned in pyproject.toml.
+The internals are guarded: if they cannot be imported, or the engine built on them does not
+give the known answers at import (McGrew & Viega test case 16, and agreement with the public
+API on a long message), ``KeyEngine`` is ``_PublicKeyEngine`` instead, which encrypts through
+pycryptodome's public GCM API (``AES.new(key, AES.MODE_GCM, nonce=iv)``): several times
+slower per short message (the per-key work is redone each time), the same bytes.
+``PUBLIC_GCM_REASON`` then says why (None on the fast path). Where only the raw ECB library
+is missing, the public ECB method is used instead.
+
+Everything per key is read-only after ``__init__`` and every message gets fresh
 buffers, so one KeyEngine may be shared between threads.
 """
 
@@ -27,16 +34,7 @@ from collections.abc import Callable, Sequence
 from hmac import compare_digest
 from typing import Any
 
-from Crypto.Cipher import AES, _mode_gcm
-from Crypto.Util import _raw_api
-from Crypto.Util._raw_api import (
-    SmartPointer,
-    VoidPointer,
-    c_size_t,
-    c_uint8_ptr,
-    create_string_buffer,
-    get_raw_buffer,
-)
+from Crypto.Cipher import AES
 
 from vpseal._args import (
     GCM_MAX_BYTES,
@@ -65,6 +63,22 @@ from vpseal._protocol import (
     SCHEME_TRANSFER,
 )
 from vpseal.errors import InvalidTag
+
+# pycryptodome internals (see the module docstring); if any is missing, the public GCM API.
+_internals_error: str | None = None
+try:
+    from Crypto.Cipher import _mode_gcm
+    from Crypto.Util import _raw_api
+    from Crypto.Util._raw_api import (
+        SmartPointer,
+        VoidPointer,
+        c_size_t,
+        c_uint8_ptr,
+        create_string_buffer,
+        get_raw_buffer,
+    )
+except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
+    _internals_error = f"pycryptodome internals not importable ({exc})"
 
 NAME = "fallback"
 
@@ -97,12 +111,19 @@ _sha256 = hashlib.sha256
 _urandom = os.urandom
 
 # The GHASH implementation pycryptodome itself would pick (CLMUL/PMULL, else portable C).
-_GHASH_LIB: Any = _mode_gcm._ghash_clmul or _mode_gcm._ghash_portable
-
+_GHASH_LIB: Any = None
 # With the cffi backend the raw libraries take bytes and Python ints directly, so the per-call
 # wrappers (c_uint8_ptr, c_size_t, the ECB object's output handling) can be skipped.
-_ffi: Any = getattr(_raw_api, "ffi", None) if _raw_api.backend == "cffi" else None
+_ffi: Any = None
 _raw_ecb: Any = None
+if _internals_error is None:
+    try:
+        _GHASH_LIB = getattr(_mode_gcm, "_ghash_clmul", None) or _mode_gcm._ghash_portable
+        if _GHASH_LIB is None:
+            raise AttributeError("no GHASH library")
+        _ffi = getattr(_raw_api, "ffi", None) if _raw_api.backend == "cffi" else None
+    except AttributeError as exc:
+        _internals_error = f"pycryptodome's GHASH internals changed ({exc})"
 if _ffi is not None:
     try:
         from Crypto.Cipher._mode_ecb import raw_ecb_lib as _raw_ecb
@@ -521,6 +542,87 @@ class KeyEngine:
         items: Sequence[tuple[KeyEngine, int, bytes, bytes, int, int, bytes]],
     ) -> list[tuple[int, bytes | None]]:
         """open() for each (engine, scheme, agent_id, headers, ts_len, nonce_len, body)."""
-        if {type(item[0]) for item in items} - {KeyEngine}:
+        if {type(item[0]) for item in items} - _ENGINE_TYPES:
             raise TypeError("open_batch items must each hold a fallback KeyEngine")
         return [engine.open(s, a, h, t, n, b) for engine, s, a, h, t, n, b in items]
+
+
+class _PublicKeyEngine(KeyEngine):
+    """KeyEngine through pycryptodome's public GCM API only: used when the internals the fast
+    path relies on are missing or give wrong answers. Slower (a GCM object per message), the
+    same bytes and the same checks (everything above _encrypt_short/_encrypt_long/_decrypt is
+    shared)."""
+
+    __slots__ = ()
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key_bytes(key)
+
+    def _gcm(self, iv: bytes, aad: bytes) -> Any:
+        cipher = AES.new(self._key, AES.MODE_GCM, nonce=iv, mac_len=_TAG)
+        if aad:
+            cipher.update(aad)
+        return cipher
+
+    def _encrypt_short(self, iv: bytes, plaintext: bytes, aad: bytes) -> tuple[bytes, bytes]:
+        ct, tag = self._gcm(iv, aad).encrypt_and_digest(plaintext)
+        return bytes(ct), bytes(tag)
+
+    _encrypt_long = _encrypt_short
+
+    def _decrypt(self, iv: bytes, ct: bytes, tag: bytes, aad: bytes) -> bytes | None:
+        if len(ct) > GCM_MAX_BYTES:
+            raise too_long("data")
+        try:  # pycryptodome compares the tags in constant time (through a keyed hash)
+            return bytes(self._gcm(iv, aad).decrypt_and_verify(ct, tag))
+        except ValueError:
+            return None
+
+
+# McGrew & Viega, "The Galois/Counter Mode of Operation", test case 16 (AES-256, 60 bytes of
+# plaintext, 20 bytes of AAD): the same vector the native engine's self-test uses.
+_KAT_KEY = bytes.fromhex("feffe9928665731c6d6a8f9467308308" * 2)
+_KAT_IV = bytes.fromhex("cafebabefacedbaddecaf888")
+_KAT_AAD = bytes.fromhex("feedfacedeadbeeffeedfacedeadbeefabaddad2")
+_KAT_PT = bytes.fromhex(
+    "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
+    "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39"
+)
+_KAT_CT_TAG = bytes.fromhex(
+    "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa"
+    "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662"
+    "76fc6ece0f4e1768cddf8853bb2d551b"
+)
+
+
+def _known_answers(cls: type[KeyEngine]) -> str | None:
+    """None if cls gives the known answers on the short and the long path, else why not."""
+    try:
+        engine = cls(_KAT_KEY)
+        if engine.encrypt(_KAT_IV, _KAT_PT, _KAT_AAD) != _KAT_CT_TAG:
+            return "wrong known answer (short message)"
+        if engine.decrypt(_KAT_IV, _KAT_CT_TAG, _KAT_AAD) != _KAT_PT:
+            return "wrong known answer (short message, decrypt)"
+        # The long path (CTR object, GHASH in pieces) against the public API.
+        long_pt = _KAT_PT * (_LONG // len(_KAT_PT) + 2)
+        sealed = engine.encrypt(_KAT_IV, long_pt, _KAT_AAD)
+        if sealed != b"".join(_PublicKeyEngine(_KAT_KEY)._encrypt_long(_KAT_IV, long_pt, _KAT_AAD)):
+            return "wrong answer on a long message"
+        if engine.decrypt(_KAT_IV, sealed, _KAT_AAD) != long_pt:
+            return "wrong answer on a long message (decrypt)"
+    except Exception as exc:  # an internal that moved can fail in any way
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+_FastKeyEngine = KeyEngine
+_ENGINE_TYPES = frozenset({_FastKeyEngine, _PublicKeyEngine})
+
+PUBLIC_GCM_REASON: str | None = _internals_error
+"""Why KeyEngine is the public-API engine (None: the fast path over pycryptodome internals)."""
+if PUBLIC_GCM_REASON is None:
+    _failed = _known_answers(KeyEngine)
+    if _failed is not None:
+        PUBLIC_GCM_REASON = f"pycryptodome's internals gave a {_failed}"
+if PUBLIC_GCM_REASON is not None:
+    KeyEngine = _PublicKeyEngine  # type: ignore[misc]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Protocol, TypeAlias, cast
 
 from vpseal._args import IV_SIZE, as_bytes
 from vpseal._backend import select
@@ -10,7 +10,25 @@ from vpseal._backend import select
 KEY_SIZE = 32
 TAG_SIZE = 16
 
-__all__ = ["IV_SIZE", "KEY_SIZE", "TAG_SIZE", "AesGcm"]
+BytesLike: TypeAlias = bytes | bytearray | memoryview
+"""What every buffer argument accepts (each is copied once into an exact bytes object)."""
+
+__all__ = ["IV_SIZE", "KEY_SIZE", "TAG_SIZE", "AesGcm", "BytesLike"]
+
+
+class _Encrypt(Protocol):
+    def __call__(
+        self, iv: BytesLike, plaintext: BytesLike, aad: BytesLike | None = None
+    ) -> bytes:
+        """ciphertext || 16-byte tag."""
+        ...
+
+
+class _Decrypt(Protocol):
+    def __call__(self, iv: BytesLike, data: BytesLike, aad: BytesLike | None = None) -> bytes:
+        """The plaintext of ciphertext || tag; vpseal.InvalidTag on any authentication
+        failure."""
+        ...
 
 
 class AesGcm:
@@ -35,18 +53,20 @@ class AesGcm:
 
     # encrypt/decrypt are the engine's own bound methods: one Python frame per call.
     __slots__ = ("_engine", "decrypt", "encrypt")
-    encrypt: Callable[..., bytes]
-    decrypt: Callable[..., bytes]
+    # Typed as the signatures above (mypy checks callers); the engines' own methods are bound
+    # in __init__.
+    encrypt: _Encrypt
+    decrypt: _Decrypt
 
-    def __init__(self, key: bytes, *, backend: str | None = None) -> None:
+    def __init__(self, key: BytesLike, *, backend: str | None = None) -> None:
         """backend: None for the process-wide engine (vpseal.backend()), or "native" /
         "fallback" for this object alone (cross-checks, benchmarks)."""
         key = as_bytes("key", key)
         if len(key) != KEY_SIZE:
             raise ValueError(f"key must be {KEY_SIZE} bytes, got {len(key)}")
         self._engine = select(backend).KeyEngine(key)
-        self.encrypt = self._engine.encrypt
-        self.decrypt = self._engine.decrypt
+        self.encrypt = cast(_Encrypt, self._engine.encrypt)
+        self.decrypt = cast(_Decrypt, self._engine.decrypt)
 
     def __repr__(self) -> str:
         return "AesGcm(key=<hidden>)"

@@ -304,12 +304,26 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------ parser
 
 
+def version_text() -> str:
+    """``vpseal --version``: the version and the engine in use (with its OpenSSL)."""
+    import vpseal
+
+    engine = vpseal.backend()
+    if engine == "native":
+        engine = f"native engine, {vpseal.openssl_version()}"
+    else:
+        engine = "fallback engine on pycryptodome"
+    python = ".".join(map(str, sys.version_info[:3]))
+    return f"vpseal {vpseal.__version__} ({engine}; Python {python})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vpseal",
         description="VP wallet API client and local sandbox. Credentials come from "
         "VPSEAL_BASE_URL, VPSEAL_AGENT_ID, VPSEAL_API_KEY and VPSEAL_SECRET.",
     )
+    parser.add_argument("--version", action="version", version=version_text())
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("cashout", help="withdraw a member's whole balance")
@@ -365,7 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return status
 
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "version_text"]
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -84,3 +84,10 @@ class DecryptionError(RequestError):
     """The cipherText cannot be decoded or decrypted with the agent's key (API code 84)."""
 
     api_code = 84
+
+
+class NativeEngineUnavailable(RuntimeWarning):
+    """Warned once at import when the native engine (C over OpenSSL) was expected but could
+    not be loaded, so vpseal runs on its pure-Python fallback (2-3x slower). The message says
+    why and how to fix it. Setting VPSEAL_BACKEND=fallback chooses the fallback explicitly and
+    silences it."""
