@@ -1,0 +1,300 @@
+"""The replay store's time edges, on an injected clock (MemoryNonceStore(clock=...)).
+
+Exact edges, no sleeping: an entry is refused for exactly its ttl and accepted again at the
+first nanosecond after it; a generation that may still hold live entries is kept (at most
+about two ttls); a full store accepts again once the old generation has expired; the guard's
+window (window_ms=1 included) and the ttl it gives the store meet exactly at the window's edge,
+on the fast path (a message id: one call into the store) and the slow one (check without one,
+a store subclass, any other store).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from vpseal.errors import NonceStoreFull, ReplayError
+from vpseal.replay import MemoryNonceStore, ReplayGuard
+
+MS = 1_000_000  # ns
+
+
+class Clock:
+    """A clock that only moves when told to (nanoseconds)."""
+
+    def __init__(self, ns: int = 1_700_000_000_000 * MS) -> None:
+        self.ns = ns
+        self.reads = 0
+
+    def __call__(self) -> int:
+        self.reads += 1
+        return self.ns
+
+    def at_ms(self, ms: int) -> Clock:
+        self.ns = ms * MS
+        return self
+
+
+T0 = 1_700_000_000_000  # ms
+
+
+def _store(clock: Clock, max_entries: int = 1000) -> MemoryNonceStore:
+    return MemoryNonceStore(max_entries, clock=clock)
+
+
+def test_the_clock_is_the_one_read() -> None:
+    clock = Clock()
+    store = _store(clock)
+    assert store.add(["k"], 10) and clock.reads == 1
+    assert len(store) == 1 and clock.reads == 2
+
+
+def test_clock_must_be_callable() -> None:
+    with pytest.raises(TypeError, match="clock"):
+        MemoryNonceStore(clock=123)  # type: ignore[arg-type]
+
+
+def test_an_entry_is_refused_for_exactly_its_ttl() -> None:
+    clock = Clock().at_ms(T0)
+    store = _store(clock)
+    assert store.add(["k"], 10)
+    clock.ns = (T0 + 10) * MS - 1
+    assert not store.add(["k"], 10)
+    clock.ns = (T0 + 10) * MS
+    assert store.add(["k"], 10)
+    assert len(store) == 1
+
+
+def test_len_drops_an_expired_generation() -> None:
+    clock = Clock().at_ms(T0)
+    store = _store(clock)
+    assert store.add(["a", "b", "c"], 10)
+    assert len(store) == 3
+    clock.ns = (T0 + 10) * MS - 1
+    assert len(store) == 3
+    clock.at_ms(T0 + 10)
+    assert len(store) == 0  # memory bounded by one window: nothing left
+
+
+def test_a_later_entry_keeps_its_generation_for_its_own_ttl() -> None:
+    clock = Clock().at_ms(T0)
+    store = _store(clock)
+    assert store.add(["a"], 10)
+    clock.at_ms(T0 + 5)
+    assert store.add(["b"], 10)  # expires at T0 + 15
+    clock.at_ms(T0 + 10)  # the generation ends; "b" is still live: its table is kept
+    assert not store.add(["b"], 10)
+    assert not store.add(["a"], 10)  # held longer than its ttl, never shorter
+    assert len(store) == 2
+    clock.ns = (T0 + 20) * MS - 1  # the next generation ends at T0 + 20
+    assert not store.add(["b"], 10)
+    clock.at_ms(T0 + 20)
+    assert len(store) == 0
+    assert store.add(["a", "b"], 10)
+
+
+def test_the_longest_ttl_of_a_generation_sets_the_next_ones_length() -> None:
+    clock = Clock().at_ms(T0)
+    store = _store(clock)
+    assert store.add(["short"], 5)
+    assert store.add(["long"], 50)
+    clock.at_ms(T0 + 49)  # the generation ended at T0 + 5; "long" keeps its table
+    assert not store.add(["long"], 5)
+    clock.ns = (T0 + 49 + 50) * MS - 1  # the next one lasts the longest ttl seen: 50 ms
+    assert not store.add(["long"], 5)
+    clock.at_ms(T0 + 99)
+    assert store.add(["long"], 5)
+
+
+@pytest.mark.parametrize("ttl", [0, -5, 1])
+def test_a_ttl_below_one_ms_is_one_ms(ttl: int) -> None:
+    clock = Clock().at_ms(T0)
+    store = _store(clock)
+    assert store.add(["k"], ttl)
+    clock.ns = (T0 + 1) * MS - 1
+    assert not store.add(["k"], ttl)
+    clock.at_ms(T0 + 1)
+    assert store.add(["k"], ttl)
+
+
+def test_a_clock_that_goes_back_forgets_nothing_early() -> None:
+    clock = Clock().at_ms(T0)
+    store = _store(clock)
+    assert store.add(["a"], 10)
+    clock.at_ms(T0 + 9)
+    assert store.add(["b"], 10)  # live until T0 + 19
+    clock.at_ms(T0 + 10)
+    assert not store.add(["b"], 10)
+    clock.at_ms(T0 - 1000)  # back in time
+    assert not store.add(["a"], 10) and not store.add(["b"], 10)
+    clock.at_ms(T0 + 10)
+    assert not store.add(["b"], 10)
+
+
+def test_a_full_store_accepts_again_once_the_old_generation_has_expired() -> None:
+    clock = Clock().at_ms(T0)
+    store = _store(clock, max_entries=2)
+    assert store.add(["a", "b"], 10)
+    clock.at_ms(T0 + 5)
+    with pytest.raises(NonceStoreFull):
+        store.add(["c"], 10)
+    assert len(store) == 2  # the refused key was not recorded
+    clock.at_ms(T0 + 10)
+    assert store.add(["c"], 10)
+    assert not store.add(["c"], 10)
+
+
+def test_max_entries_is_exact() -> None:
+    clock = Clock().at_ms(T0)
+    store = _store(clock, max_entries=3)
+    assert store.add(["a", "b"], 10)
+    assert store.add(["c"], 10)  # exactly max_entries
+    with pytest.raises(NonceStoreFull):
+        store.add(["d"], 10)
+    with pytest.raises(NonceStoreFull):
+        _store(Clock(), max_entries=1).add(["x", "y"], 10)
+
+
+def test_a_full_store_with_a_live_old_generation_stays_full_until_it_expires() -> None:
+    clock = Clock().at_ms(T0)
+    store = _store(clock, max_entries=2)
+    assert store.add(["a"], 10)
+    clock.at_ms(T0 + 8)
+    assert store.add(["b"], 10)  # live until T0 + 18
+    clock.at_ms(T0 + 10)  # rotation keeps the old table (b is live)
+    with pytest.raises(NonceStoreFull):
+        store.add(["c"], 10)
+    clock.ns = (T0 + 18) * MS - 1
+    with pytest.raises(NonceStoreFull):
+        store.add(["c"], 10)
+    clock.at_ms(T0 + 18)  # the old table has expired: dropped to make room
+    assert store.add(["c"], 10)
+    assert store.add(["b"], 10)
+
+
+def test_duplicate_keys_in_one_add_count_once() -> None:
+    store = _store(Clock(), max_entries=1)
+    assert store.add(["k", "k"], 10)
+    assert len(store) == 1
+
+
+def test_growth_keeps_every_key() -> None:
+    clock = Clock().at_ms(T0)
+    store = _store(clock)
+    keys = [f"k{i}" for i in range(900)]  # several rehashes of the 1024-slot table
+    for key in keys:
+        assert store.add([key], 10)
+    assert len(store) == 900
+    assert not any(store.add([key], 10) for key in keys)
+
+
+# ------------------------------------------------------------------------------ the guard
+
+
+class SpyStore(MemoryNonceStore):
+    """A subclass: the guard must go through its add() (the slow path)."""
+
+    __slots__ = ("calls",)
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__(clock=clock)
+        self.calls: list[tuple[list[str], int]] = []
+
+    def add(self, keys: Sequence[str], ttl_ms: int) -> bool:
+        self.calls.append((list(keys), ttl_ms))
+        return super().add(keys, ttl_ms)
+
+
+MESSAGE = "I" * 16 + "T" * 24  # 40 characters: base64(iv) + base64(tag)
+
+
+def _check(guard: ReplayGuard, ts: int, nonce: str, fast: bool) -> None:
+    if fast:
+        guard.check("agent", ts, nonce, message_id=MESSAGE + nonce)
+    else:
+        guard.check("agent", ts, nonce)
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["message-id", "nonce-only"])
+@pytest.mark.parametrize("age", [-2, -1, 0, 1, 2])
+def test_window_of_one_ms_on_the_store_clock(fast: bool, age: int) -> None:
+    clock = Clock().at_ms(T0 + age)
+    guard = ReplayGuard(window_ms=1, store=_store(clock))
+    if abs(age) > 1:
+        with pytest.raises(ReplayError, match="outside"):
+            _check(guard, T0, "n", fast)
+        assert len(guard.store) == 0  # type: ignore[arg-type]
+    else:
+        _check(guard, T0, "n", fast)
+        with pytest.raises(ReplayError, match="already"):
+            _check(guard, T0, "n", fast)
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["message-id", "nonce-only"])
+@pytest.mark.parametrize("window", [1, 2, 300_000])
+def test_a_nonce_is_remembered_until_its_timestamp_leaves_the_window(
+    fast: bool, window: int
+) -> None:
+    """Recorded at the earliest moment its timestamp is accepted (timestamp - window), the
+    nonce must still be refused at the latest one (timestamp + window): ttl = 2 window + 1."""
+    clock = Clock().at_ms(T0 - window)
+    guard = ReplayGuard(window_ms=window, store=_store(clock))
+    _check(guard, T0, "n", fast)
+    clock.at_ms(T0 + window)
+    with pytest.raises(ReplayError, match="already"):
+        _check(guard, T0, "n", fast)
+    clock.at_ms(T0 + window + 1)
+    with pytest.raises(ReplayError, match="outside"):
+        _check(guard, T0, "n", fast)
+
+
+def test_the_ttl_given_to_the_store_is_the_rest_of_the_window_plus_one() -> None:
+    clock = Clock().at_ms(T0 + 3)
+    store = SpyStore(clock)
+    guard = ReplayGuard(window_ms=10, store=store)
+    guard.check("agent", T0, "n1")
+    guard.check("agent", T0, "n2", message_id=MESSAGE)
+    assert [ttl for _, ttl in store.calls] == [8, 8]
+    assert store.calls[1][0] == ["agent\x1fn\x1fn2", "agent\x1fm\x1f" + MESSAGE]
+
+
+def test_a_memory_store_is_used_directly_a_subclass_through_add(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fast path (exactly a MemoryNonceStore) records without calling add(); a subclass,
+    which may redefine add, always gets the call."""
+    clock = Clock().at_ms(T0)
+    spy = SpyStore(clock)
+    ReplayGuard(store=spy).check("agent", T0, "n", message_id=MESSAGE)
+    assert len(spy.calls) == 1
+
+    def refuse(self: MemoryNonceStore, keys: Sequence[str], ttl_ms: int) -> bool:
+        raise AssertionError("the fast path must not call add()")
+
+    monkeypatch.setattr(MemoryNonceStore, "add", refuse)
+    store = _store(clock)
+    guard = ReplayGuard(store=store)
+    guard.check("agent", T0, "n", message_id=MESSAGE)
+    assert len(store) == 2  # its nonce and its message id
+    with pytest.raises(ReplayError, match="already"):
+        guard.check("agent", T0, "other", message_id=MESSAGE)  # the same message, new nonce
+
+
+def test_the_fast_path_reads_the_clock_once() -> None:
+    clock = Clock().at_ms(T0)
+    guard = ReplayGuard(store=_store(clock))
+    guard.check("agent", T0, "n", message_id=MESSAGE)
+    assert clock.reads == 1
+
+
+def test_now_moves_the_window_not_the_store_clock() -> None:
+    clock = Clock().at_ms(T0)
+    store = _store(clock)
+    guard = ReplayGuard(window_ms=10, store=store)
+    guard.check("agent", 5, "n", now=10, message_id=MESSAGE)  # window on now=, ttl 6 ms
+    clock.ns = (T0 + 6) * MS - 1
+    with pytest.raises(ReplayError, match="already"):
+        guard.check("agent", 5, "n", now=10, message_id=MESSAGE + "x")
+    clock.at_ms(T0 + 6)
+    guard.check("agent", 5, "n", now=10, message_id=MESSAGE)
