@@ -323,3 +323,28 @@ def test_a_sixteen_digit_timestamp_passes_both_layers_format_check(timestamp: st
     for spelled in (headers, _capitalized(headers)):
         with pytest.raises(SignatureError):  # well-formed, so it reaches the signature check
             _open(spelled, sealed.body, 1 << 20, False)
+
+
+def test_a_good_request_is_opened_without_the_general_verdict_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """open_request's fast path turns the engine's OK into the result itself; _finish (which
+    also handles OK, more slowly) is only for the other verdicts and the slow path."""
+    calls: list[int] = []
+    real = envelope_module._finish
+
+    def finish(got: Any, status: int, *rest: Any) -> Any:
+        calls.append(status)
+        return real(got, status, *rest)
+
+    monkeypatch.setattr(envelope_module, "_finish", finish)
+    sealed = _sealed()
+    _open(dict(sealed.headers), sealed.body, 1 << 20, False)
+    assert calls == []
+    headers = dict(sealed.headers)
+    headers["x-signature"] = "0" * 64
+    with pytest.raises(SignatureError):
+        _open(headers, sealed.body, 1 << 20, False)
+    assert len(calls) == 1
+    _open(_capitalized(dict(sealed.headers)), sealed.body, 1 << 20, False)
+    assert len(calls) == 2

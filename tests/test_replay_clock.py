@@ -11,6 +11,7 @@ a store subclass, any other store).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
@@ -298,3 +299,79 @@ def test_now_moves_the_window_not_the_store_clock() -> None:
         guard.check("agent", 5, "n", now=10, message_id=MESSAGE + "x")
     clock.at_ms(T0 + 6)
     guard.check("agent", 5, "n", now=10, message_id=MESSAGE)
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["message-id", "nonce-only"])
+def test_the_guard_consults_the_previous_generation(fast: bool) -> None:
+    """A request recorded in a generation that has since ended is still refused while its
+    timestamp is inside the window: the previous table is searched too (nonce and message)."""
+    clock = Clock().at_ms(T0)
+    guard = ReplayGuard(window_ms=10, store=_store(clock))
+    _check(guard, T0, "n1", fast)  # the generation lasts 11 ms
+    clock.at_ms(T0 + 5)
+    _check(guard, T0 + 5, "n2", fast)  # live until T0 + 16
+    clock.at_ms(T0 + 12)  # a new generation; the old table is kept
+    _check(guard, T0 + 12, "n3", fast)
+    with pytest.raises(ReplayError, match="already"):
+        _check(guard, T0 + 5, "n2", fast)
+    if fast:  # the same message under a fresh nonce, the same nonce with another message
+        with pytest.raises(ReplayError, match="already"):
+            guard.check("agent", T0 + 5, "fresh", message_id=MESSAGE + "n2")
+        with pytest.raises(ReplayError, match="already"):
+            guard.check("agent", T0 + 5, "n2", message_id="another message id")
+    _check(guard, T0 + 5, "n4", fast)  # anything else still goes in
+
+
+def test_the_first_table_grows_past_a_third_full() -> None:
+    """1024 slots, kept at most a third full: the 341st entry fits, the 342nd doubles it."""
+    clock = Clock().at_ms(T0)
+    store = _store(clock)
+    assert store.add([f"k{i}" for i in range(341)], 10)
+    assert store._mask == 1023
+    assert store.add(["one more"], 10)
+    assert store._mask == 2047 and len(store) == 342
+
+
+class FakeRedis:
+    """Just what RedisNonceStore uses: register_script, and the script's call."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.calls: list[tuple[list[str], list[int]]] = []
+        self.fail = fail
+        self.seen: set[str] = set()
+
+    def register_script(self, source: str) -> Any:
+        assert "SET" in source and "PX" in source
+
+        def script(keys: list[str], args: list[int]) -> int:
+            if self.fail:
+                raise ConnectionError("redis://:password@host")
+            self.calls.append((keys, args))
+            if self.seen & set(keys):
+                return 0
+            self.seen.update(keys)
+            return 1
+
+        return script
+
+
+def test_the_redis_store_prefixes_keys_and_sends_the_ttl() -> None:
+    from vpseal.replay import RedisNonceStore
+
+    fake = FakeRedis()
+    store = RedisNonceStore(fake, prefix="p:")
+    assert store.add(["a", "b"], 10) is True
+    assert store.add(["b"], 0) is False
+    assert store.add(["c"], -3.7) is True  # type: ignore[arg-type]
+    assert fake.calls == [(["p:a", "p:b"], [10]), (["p:b"], [1]), (["p:c"], [1])]
+    assert repr(store) == "RedisNonceStore(prefix='p:')"
+
+
+def test_a_failing_redis_store_refuses_without_leaking_its_url() -> None:
+    from vpseal.errors import NonceStoreError
+    from vpseal.replay import RedisNonceStore
+
+    store = RedisNonceStore(FakeRedis(fail=True))
+    with pytest.raises(NonceStoreError) as info:
+        store.add(["a"], 10)
+    assert "ConnectionError" in str(info.value) and "password" not in str(info.value)
