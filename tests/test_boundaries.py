@@ -348,3 +348,39 @@ def test_a_good_request_is_opened_without_the_general_verdict_path(
     assert len(calls) == 1
     _open(_capitalized(dict(sealed.headers)), sealed.body, 1 << 20, False)
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize("timestamp", [0, 1, 10**16 - 1])
+def test_seal_request_timestamps_in_range(timestamp: int) -> None:
+    creds = vpseal.Credentials(AGENT, KEY)
+    sealed = vpseal.seal_request(creds, {"a": 1}, timestamp_ms=timestamp)
+    assert sealed.headers["x-timestamp"] == str(timestamp)
+
+
+@pytest.mark.parametrize("timestamp", [-1, 10**16, True, 1.0, "1"])
+def test_seal_request_timestamps_out_of_range(timestamp: Any) -> None:
+    creds = vpseal.Credentials(AGENT, KEY)
+    with pytest.raises(ValueError, match="timestamp_ms"):
+        vpseal.seal_request(creds, {"a": 1}, timestamp_ms=timestamp)
+
+
+@pytest.mark.parametrize(("nonce", "ok"), [("0" * 32, True), ("0" * 31, False), ("0" * 33, False),
+                                           ("A" * 32, False), (None, True)])  # fmt: skip
+def test_seal_request_nonces(nonce: Any, ok: bool) -> None:
+    creds = vpseal.Credentials(AGENT, KEY)
+    if ok:
+        vpseal.seal_request(creds, {"a": 1}, nonce=nonce)
+    else:
+        with pytest.raises(ValueError, match="nonce"):
+            vpseal.seal_request(creds, {"a": 1}, nonce=nonce)
+
+
+@pytest.mark.parametrize(("iv", "ok"), [(bytes(12), True), (bytes(11), False), (bytes(13), False),
+                                        (bytearray(12), False)])  # fmt: skip
+def test_seal_request_ivs(iv: Any, ok: bool) -> None:
+    creds = vpseal.Credentials(AGENT, KEY)
+    if ok:
+        vpseal.seal_request(creds, {"a": 1}, iv=iv)
+    else:
+        with pytest.raises(ValueError, match="iv"):
+            vpseal.seal_request(creds, {"a": 1}, iv=iv)

@@ -375,3 +375,47 @@ def test_a_failing_redis_store_refuses_without_leaking_its_url() -> None:
     with pytest.raises(NonceStoreError) as info:
         store.add(["a"], 10)
     assert "ConnectionError" in str(info.value) and "password" not in str(info.value)
+
+
+def test_a_ttl_below_one_ms_still_holds_an_entry_one_ms() -> None:
+    clock = Clock().at_ms(T0)
+    store = _store(clock)
+    assert store.add(["first"], 0)
+    clock.ns = T0 * MS + MS // 2
+    assert store.add(["k"], 0)  # held until T0 + 1.5 ms
+    clock.at_ms(T0 + 1)  # the generation ends
+    assert not store.add(["k"], 0)
+    clock.ns = (T0 + 1) * MS + MS // 2
+    assert not store.add(["k"], 0)
+
+
+def test_a_new_generation_is_sized_for_the_last_ones_traffic() -> None:
+    from vpseal.replay import _table_size
+
+    clock = Clock().at_ms(T0)
+    store = _store(clock, max_entries=10_000)
+    assert store.add([f"k{i}" for i in range(2000)], 10)
+    clock.at_ms(T0 + 10)
+    assert store.add(["next"], 10)
+    assert store._mask + 1 == _table_size(2000) == 8192
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["message-id", "nonce-only"])
+def test_probing_past_occupied_slots_in_both_generations(fast: bool) -> None:
+    """Tables a third full: many lookups land on an occupied slot and must probe on, in the
+    current table and in the previous one (a probe that stopped moving would never end)."""
+    clock = Clock().at_ms(T0)
+    store = _store(clock, max_entries=100_000)
+    guard = ReplayGuard(window_ms=10, store=store)
+    _check(guard, T0, "first", fast)  # the generation ends at T0 + 11
+    clock.at_ms(T0 + 5)
+    for i in range(330):
+        _check(guard, T0 + 5, f"a{i}", fast)
+    clock.at_ms(T0 + 11)  # a new generation; the old table (660 or 330 entries) is kept
+    for i in range(330):
+        _check(guard, T0 + 11, f"b{i}", fast)
+    for i in range(0, 330, 7):
+        with pytest.raises(ReplayError, match="already"):
+            _check(guard, T0 + 5, f"a{i}", fast)
+        with pytest.raises(ReplayError, match="already"):
+            _check(guard, T0 + 11, f"b{i}", fast)
