@@ -224,7 +224,12 @@ def test_the_default_body_limit_is_one_mib() -> None:
 
 @pytest.fixture
 def spies(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
-    calls: dict[str, list[Any]] = {"receive": [], "check_formats": [], "as_body": []}
+    calls: dict[str, list[Any]] = {
+        "receive": [],
+        "check_formats": [],
+        "as_body": [],
+        "refused_in_python": [],
+    }
     real_receive = envelope_module._receive
     real_check = envelope_module._check_formats
     real_as_body = envelope_module._as_body
@@ -235,7 +240,11 @@ def spies(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
 
     def check_formats(*args: Any) -> Any:
         calls["check_formats"].append(args)
-        return real_check(*args)
+        try:
+            return real_check(*args)
+        except Exception as exc:
+            calls["refused_in_python"].append(exc)
+            raise
 
     def as_body(*args: Any) -> Any:
         calls["as_body"].append(type(args[0]).__name__)
@@ -253,7 +262,7 @@ def test_lowercase_headers_and_bytes_take_the_fast_path(
 ) -> None:
     sealed = _sealed()
     _open(dict(sealed.headers), sealed.body, 1 << 20, many)
-    assert spies == {"receive": [], "check_formats": [], "as_body": []}
+    assert spies == {"receive": [], "check_formats": [], "as_body": [], "refused_in_python": []}
 
 
 @pytest.mark.parametrize("many", [False, True], ids=["open_request", "open_many"])
@@ -299,6 +308,7 @@ def test_both_layers_refuse_malformed_headers_alike(
     with pytest.raises(error, match=why) as slow:
         _open(_capitalized(headers), sealed.body, 1 << 20, many)
     assert len(spies["check_formats"]) == 1
+    assert spies["refused_in_python"] == [slow.value]  # before the engine saw it
     assert str(fast.value) == str(slow.value)
 
 
@@ -384,3 +394,25 @@ def test_seal_request_ivs(iv: Any, ok: bool) -> None:
     else:
         with pytest.raises(ValueError, match="iv"):
             vpseal.seal_request(creds, {"a": 1}, iv=iv)
+
+
+@pytest.mark.parametrize("many", [False, True], ids=["open_request", "open_many"])
+@pytest.mark.parametrize("guard", [None, object(), "ReplayGuard()"])
+def test_a_guard_is_required(many: bool, guard: Any) -> None:
+    sealed = _sealed()
+    creds = vpseal.Credentials(AGENT, KEY)
+    with pytest.raises(TypeError, match=r"guard must be a vpseal\.ReplayGuard"):
+        if many:
+            vpseal.open_many(creds, [sealed], guard=guard, now_ms=NOW)
+        else:
+            vpseal.open_request(creds, sealed.headers, sealed.body, guard=guard, now_ms=NOW)
+
+
+def test_a_replay_guard_subclass_is_a_guard() -> None:
+    class Guard(vpseal.ReplayGuard):
+        pass
+
+    sealed = _sealed()
+    creds = vpseal.Credentials(AGENT, KEY)
+    opened = vpseal.open_request(creds, sealed.headers, sealed.body, guard=Guard(), now_ms=NOW)
+    assert opened.payload["transId"] == "t"
