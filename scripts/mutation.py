@@ -184,12 +184,14 @@ def mutants_of(session: Path, module: str, source: list[str]) -> list[Mutant]:
     return found
 
 
-def skip(session: Path, job_ids: list[str]) -> None:
+def skip_all_but(session: Path, keep: set[str]) -> None:
+    """Mark every other mutant of the session skipped (cosmic-ray exec then leaves it)."""
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import WorkerOutcome, WorkResult
 
     with use_db(str(session), WorkDB.Mode.open) as db:
-        db.set_multiple_results(job_ids, WorkResult(worker_outcome=WorkerOutcome.SKIPPED))
+        others = [item.job_id for item in db.work_items if item.job_id not in keep]
+        db.set_multiple_results(others, WorkResult(worker_outcome=WorkerOutcome.SKIPPED))
 
 
 def run_module(module: str, args: argparse.Namespace, equivalent: dict[str, str]) -> Result:
@@ -239,7 +241,7 @@ def run_module(module: str, args: argparse.Namespace, equivalent: dict[str, str]
             rng = random.Random(f"{args.seed}:{module}")
             live = rng.sample(live, args.sample)
         keep = {m.job_id for m in live}
-        skip(session, [m.job_id for m in everything if m.job_id not in keep])
+        skip_all_but(session, keep)
         result.run = len(live)
         proc = subprocess.run(
             [*cr, "exec", str(config), str(session)],
@@ -303,39 +305,66 @@ def changed_modules(ref: str) -> list[str]:
     return [m for m in MODULES if m in names or tests & set(MODULES[m][0])]
 
 
+def _previous(path: Path) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """The table row and the sections of each module in an existing report."""
+    rows: dict[str, str] = {}
+    sections: dict[str, list[str]] = {}
+    if not path.exists():
+        return rows, sections
+    current: str | None = None
+    for line in path.read_text().splitlines():
+        cells = [c.strip() for c in line.split("|")]
+        if line.startswith("| ") and len(cells) > 2 and cells[1] in MODULES:
+            rows[cells[1]] = line
+            continue
+        if line.startswith("## "):
+            name = line[3:].split(":")[0].strip()
+            current = name if name in MODULES else None
+            if current is not None:
+                sections.setdefault(current, []).append("")
+        if current is not None:
+            sections[current].append(line)
+    return rows, sections
+
+
 def write_report(results: list[Result], args: argparse.Namespace, path: Path) -> None:
+    """Write (or update: other modules' rows and sections are kept) the markdown report."""
+    rows, sections = _previous(path)
+    how = f"sample {args.sample}, seed {args.seed}" if args.sample else "every mutant"
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    for r in results:
+        rows[r.module] = (
+            f"| {r.module} | {r.total} | {r.equivalent} | {r.run} | {r.killed} | "
+            f"{len(r.survivors)} | {r.score:.1f} % | {r.seconds:.0f} s | {how}, {day} |"
+            + (" ERROR" if r.error else "")
+        )
+        block: list[str] = []
+        if r.error:
+            block += ["", f"## {r.module}: error", "", "```", r.error.strip()[-1500:], "```"]
+        if r.survivors:
+            block += ["", f"## {r.module}: survivors", ""]
+            block += ["Listed as `key` for tests/mutation/equivalent.txt, then the diff.", ""]
+            for m in r.survivors:
+                diff = [
+                    d for d in m.diff.splitlines() if d[:1] in "+-" and d[:3] not in ("+++", "---")
+                ]
+                block += [f"- line {m.line}: `{m.key}`", "  ```diff"]
+                block += [*[f"  {d}" for d in diff], "  ```"]
+        sections[r.module] = block
     lines = [
         "# Mutation testing report",
         "",
-        f"Command: `{args.command_line}`  ",
-        f"Tool: cosmic-ray (curated operators, see scripts/mutation.py); "
-        f"Hypothesis profile `{args.hypothesis_profile}`; "
-        f"{'sample of ' + str(args.sample) + ' per module (seed ' + args.seed + ')' if args.sample else 'every mutant'}.",  # noqa: E501
+        "Written by `bash scripts/mutation.sh` (cosmic-ray, curated operators: see",
+        "tests/mutation/README.md); a run updates the rows of the modules it ran. Mutants:",
+        "those of the curated operators outside annotations; equivalent: recorded in",
+        "equivalent.txt, not run; score: killed / (killed + survived) of the mutants run.",
         "",
-        "| module | mutants | equivalent | run | killed | survived | killed / non-equivalent run | time |",  # noqa: E501
-        "|---|---|---|---|---|---|---|---|",
+        "| module | mutants | equivalent | run | killed | survived | score | time | run of |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *[rows[m] for m in MODULES if m in rows],
     ]
-    for r in results:
-        lines.append(
-            f"| {r.module} | {r.total} | {r.equivalent} | {r.run} | {r.killed} | "
-            f"{len(r.survivors)} | {r.score:.1f} % | {r.seconds:.0f} s |"
-            + (" ERROR" if r.error else "")
-        )
-    for r in results:
-        if r.error:
-            lines += ["", f"## {r.module}: error", "", "```", r.error.strip()[-1500:], "```"]
-        if not r.survivors:
-            continue
-        lines += ["", f"## {r.module}: survivors", ""]
-        lines += ["Listed as `key` for tests/mutation/equivalent.txt, then the diff.", ""]
-        for m in r.survivors:
-            diff = [d for d in m.diff.splitlines() if d[:1] in "+-" and d[:3] not in ("+++", "---")]
-            lines += [
-                f"- line {m.line}: `{m.key}`",
-                "  ```diff",
-                *[f"  {d}" for d in diff],
-                "  ```",
-            ]
+    for m in MODULES:
+        lines += sections.get(m, [])
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
 
