@@ -47,6 +47,7 @@ MODULES: dict[str, tuple[list[str], dict[str, str]]] = {
     "_client_core": (
         [
             "tests/test_settle_transitions.py",
+            "tests/test_layers.py",
             "tests/test_client_config.py",
             "tests/test_boundaries.py",
             "tests/test_client_sync.py",
@@ -55,6 +56,7 @@ MODULES: dict[str, tuple[list[str], dict[str, str]]] = {
     ),
     "_fallback": (
         [
+            "tests/test_layers.py",
             "tests/test_aead.py",
             "tests/test_vectors.py",
             "tests/test_engine_errors.py",
