@@ -66,3 +66,19 @@ def test_send_defaults() -> None:
     send = Send("/p", {}, True)
     assert (send.delay, send.renew_token, send.attempt, send.reason) == (0.0, False, 1, "")
     assert repr(send) == "Send(path='/p', attempt=1, delay=0.000)"
+
+
+def test_fallback_aes_uses_pycryptodomes_raw_ecb_where_it_can() -> None:
+    """The fast path of the fallback's AES calls pycryptodome's C function directly; the
+    public ECB object is only the fallback for other versions (same bytes, slower)."""
+    from Crypto.Cipher import AES
+
+    if _fallback._raw_ecb is None:  # pragma: no cover - other pycryptodome builds
+        pytest.skip("pycryptodome's raw ECB library is not importable here")
+    key = bytes(range(32))
+    encrypt = _fallback._make_ecb(key)
+    assert not hasattr(encrypt, "__self__")  # not the bound AES.encrypt
+    blocks = bytes(range(64))
+    assert bytes(encrypt(blocks)) == AES.new(key, AES.MODE_ECB).encrypt(blocks)
+    with pytest.raises(ValueError, match="whole number of blocks"):
+        encrypt(b"x" * 15)

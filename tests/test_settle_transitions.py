@@ -501,3 +501,43 @@ def test_auth_failure_while_uncertain_is_unknown() -> None:
     step = flow.on_auth_failure(vpseal.AuthenticationFailed("no"))
     error = _raised(step, vpseal.OutcomeUnknown)
     assert "could not obtain a token" in str(error)
+
+
+# ------------------------------------------------------------------------------ SimpleFlow
+
+
+@pytest.mark.parametrize("max_retries", [0, 1, 3])
+def test_simple_flow_retries_exactly_max_retries_times(max_retries: int) -> None:
+    from vpseal._client_core import SimpleFlow
+
+    flow: SimpleFlow[Any] = SimpleFlow(
+        "/p", {"transId": "T"}, RetryPolicy(max_retries=max_retries, backoff_base=0), dict, True
+    )
+    steps: list[Any] = [flow.start()]
+    while isinstance(steps[-1], Send):
+        steps.append(flow.on_outcome(DROP))
+    assert [s.attempt for s in steps[:-1]] == list(range(1, max_retries + 2))
+    assert _raised(steps[-1], TransportError) is DROP.error
+    assert flow.retries == max_retries and flow.trans_id == "T"
+
+
+def test_simple_flow_renews_once_and_earns_only_at_once() -> None:
+    from vpseal._client_core import SimpleFlow
+
+    budget = RetryBudget(capacity=10, cost=5)
+    assert budget.spend()
+    policy = RetryPolicy(max_retries=2, backoff_base=0)
+    flow: SimpleFlow[Any] = SimpleFlow("/p", {}, policy, lambda e: e.data, True, budget)
+    assert flow.trans_id is None
+    flow.start()
+    step = flow.on_outcome(_answer(83))
+    assert isinstance(step, Send) and step.renew_token
+    _raised(flow.on_outcome(_answer(83)), vpseal.AuthenticationFailed)
+    flow = SimpleFlow("/p", {}, policy, lambda e: e.data, True, budget)
+    flow.start()
+    assert isinstance(flow.on_outcome(_answer(0, {"x": 1})), Done)
+    assert repr(budget) == "RetryBudget(6/10)"
+    flow = SimpleFlow("/p", {}, policy, lambda e: e.data, False, budget)
+    flow.start()
+    _raised(flow.on_outcome(_answer(83)), vpseal.AuthenticationFailed)  # /v2/auth: no renewal
+    assert "deadline" in str(flow.on_deadline().error)
