@@ -82,3 +82,58 @@ def test_fallback_aes_uses_pycryptodomes_raw_ecb_where_it_can() -> None:
     assert bytes(encrypt(blocks)) == AES.new(key, AES.MODE_ECB).encrypt(blocks)
     with pytest.raises(ValueError, match="whole number of blocks"):
         encrypt(b"x" * 15)
+
+
+LONG = _fallback._LONG
+
+
+@pytest.mark.parametrize(
+    ("pt_len", "aad_len", "long"),
+    [(LONG, 0, False), (LONG + 1, 0, True), (0, LONG, False), (1, LONG + 1, True),
+     (LONG, LONG, False)],
+)  # fmt: skip
+def test_fallback_gcm_short_and_long_paths_meet_at_the_limit(
+    monkeypatch: pytest.MonkeyPatch, pt_len: int, aad_len: int, long: bool
+) -> None:
+    """Up to _LONG bytes the fallback's GCM runs its two-call short path, beyond it the
+    chained long one: both must agree with an independent AES-GCM, and the limit is exact."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    used: list[str] = []
+    engine_class = _fallback.KeyEngine
+    for name in ("_encrypt_long", "_decrypt_long"):
+        real = getattr(engine_class, name)
+
+        def spy(self: Any, *args: Any, _real: Any = real, _name: str = name) -> Any:
+            used.append(_name)
+            return _real(self, *args)
+
+        monkeypatch.setattr(engine_class, name, spy)
+    key, iv = bytes(range(32)), bytes(range(12))
+    pt, aad = bytes(i % 251 for i in range(pt_len)), b"a" * aad_len
+    engine = engine_class(key)
+    sealed = engine.encrypt(iv, pt, aad or None)
+    assert sealed == AESGCM(key).encrypt(iv, pt, aad or None)
+    assert engine.decrypt(iv, sealed, aad or None) == pt
+    assert used == (["_encrypt_long", "_decrypt_long"] if long else [])
+
+
+@pytest.mark.parametrize(("size", "long"), [(LONG, False), (LONG + 1, True)])
+def test_fallback_seal_takes_the_long_path_only_beyond_the_limit(
+    monkeypatch: pytest.MonkeyPatch, size: int, long: bool
+) -> None:
+    used: list[int] = []
+    real = _fallback.KeyEngine._encrypt_long
+
+    def spy(self: Any, *args: Any) -> Any:
+        used.append(len(args[1]))
+        return real(self, *args)
+
+    monkeypatch.setattr(_fallback.KeyEngine, "_encrypt_long", spy)
+    plaintext = b'{"a":"' + b"x" * (size - 8) + b'"}'
+    assert len(plaintext) == size
+    engine = _fallback.KeyEngine(KEY)
+    body, ts, nonce, sig = engine.seal(0, AGENT, plaintext, TS, NONCE, IV)
+    status, opened = engine.open(0, AGENT, (ts + nonce + sig).encode(), len(ts), 32, body)
+    assert status == OPEN_OK and opened == plaintext
+    assert used == ([size] if long else [])
