@@ -137,3 +137,23 @@ def test_fallback_seal_takes_the_long_path_only_beyond_the_limit(
     status, opened = engine.open(0, AGENT, (ts + nonce + sig).encode(), len(ts), 32, body)
     assert status == OPEN_OK and opened == plaintext
     assert used == ([size] if long else [])
+
+
+@pytest.mark.parametrize("engine", _engines(), ids=lambda e: e.__name__.rsplit(".", 1)[-1])
+@pytest.mark.parametrize("digits", [1, 15, 16])
+def test_engines_take_timestamps_of_one_to_sixteen_digits(engine: ModuleType, digits: int) -> None:
+    ts_in = b"9" * digits
+    body, ts, nonce, sig = engine.KeyEngine(KEY).seal(0, AGENT, b'{"a":1}', ts_in, NONCE, IV)
+    assert ts.encode() == ts_in
+    status, opened = engine.KeyEngine(KEY).open(
+        0, AGENT, (ts + nonce + sig).encode(), digits, 32, body
+    )
+    assert (status, opened) == (OPEN_OK, b'{"a":1}')
+
+
+@pytest.mark.parametrize("engine", _engines(), ids=lambda e: e.__name__.rsplit(".", 1)[-1])
+def test_engines_refuse_a_seventeen_digit_timestamp(engine: ModuleType) -> None:
+    body, _ts, nonce, sig = engine.KeyEngine(KEY).seal(0, AGENT, b'{"a":1}', TS, NONCE, IV)
+    headers = (b"1" * 17) + (nonce + sig).encode()
+    status, opened = engine.KeyEngine(KEY).open(0, AGENT, headers, 17, 32, body)
+    assert (status, opened) == (OPEN_BAD_TIMESTAMP, None)
