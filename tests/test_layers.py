@@ -157,3 +157,26 @@ def test_engines_refuse_a_seventeen_digit_timestamp(engine: ModuleType) -> None:
     headers = (b"1" * 17) + (nonce + sig).encode()
     status, opened = engine.KeyEngine(KEY).open(0, AGENT, headers, 17, 32, body)
     assert (status, opened) == (OPEN_BAD_TIMESTAMP, None)
+
+
+@pytest.mark.parametrize("scheme", [0, 1])
+def test_fallback_open_checks_plain_arguments_without_the_slow_path(
+    monkeypatch: pytest.MonkeyPatch, scheme: int
+) -> None:
+    engine = _fallback.KeyEngine(KEY)
+    body, ts, nonce, sig = engine.seal(scheme, AGENT, b'{"a":1}', TS, NONCE, IV)
+
+    def slow(*args: Any) -> Any:
+        raise AssertionError("open_args called for exact arguments")
+
+    monkeypatch.setattr(_fallback, "open_args", slow)
+    status, opened = engine.open(scheme, AGENT, (ts + nonce + sig).encode(), len(ts), 32, body)
+    assert (status, opened) == (OPEN_OK, b'{"a":1}')
+
+
+def test_the_default_retry_budget_allows_twenty_retries() -> None:
+    from vpseal._client_core import RetryBudget
+
+    budget = RetryBudget()
+    assert sum(budget.spend() for _ in range(30)) == 20
+    assert repr(budget) == "RetryBudget(0/100)"
