@@ -180,3 +180,19 @@ def test_the_default_retry_budget_allows_twenty_retries() -> None:
     budget = RetryBudget()
     assert sum(budget.spend() for _ in range(30)) == 20
     assert repr(budget) == "RetryBudget(0/100)"
+
+
+@pytest.mark.parametrize("scheme", [0, 1])
+def test_fallback_seal_checks_plain_arguments_without_the_slow_path(
+    monkeypatch: pytest.MonkeyPatch, scheme: int
+) -> None:
+    engine = _fallback.KeyEngine(KEY)
+
+    def slow(*args: Any) -> Any:
+        raise AssertionError("seal_args called for exact arguments")
+
+    monkeypatch.setattr(_fallback, "seal_args", slow)
+    body, ts, nonce, sig = engine.seal(scheme, AGENT, b'{"a":1}')
+    assert len(nonce) == 32 and ts.isdigit()
+    with pytest.raises(AssertionError, match="seal_args"):
+        engine.seal(2, AGENT, b'{"a":1}')  # an unknown scheme goes to the checks
