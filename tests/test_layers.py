@@ -192,7 +192,7 @@ def test_fallback_seal_checks_plain_arguments_without_the_slow_path(
         raise AssertionError("seal_args called for exact arguments")
 
     monkeypatch.setattr(_fallback, "seal_args", slow)
-    body, ts, nonce, sig = engine.seal(scheme, AGENT, b'{"a":1}')
+    _body, ts, nonce, _sig = engine.seal(scheme, AGENT, b'{"a":1}')
     assert len(nonce) == 32 and ts.isdigit()
     with pytest.raises(AssertionError, match="seal_args"):
         engine.seal(2, AGENT, b'{"a":1}')  # an unknown scheme goes to the checks
