@@ -196,3 +196,20 @@ def test_fallback_seal_checks_plain_arguments_without_the_slow_path(
     assert len(nonce) == 32 and ts.isdigit()
     with pytest.raises(AssertionError, match="seal_args"):
         engine.seal(2, AGENT, b'{"a":1}')  # an unknown scheme goes to the checks
+
+
+@pytest.mark.parametrize("engine", _engines(), ids=lambda e: e.__name__.rsplit(".", 1)[-1])
+@pytest.mark.parametrize(
+    ("body", "framed"),
+    [(b'{"cipherText":"}', False), (b'{"cipherText":', False), (b'{"cipherText":""}', True)],
+)
+def test_a_body_shorter_than_its_frame_is_not_canonical(
+    engine: ModuleType, body: bytes, framed: bool
+) -> None:
+    """16 bytes that start with the prefix and end with the suffix (sharing a quote) are not
+    the frame; the 17 bytes of an empty frame are, and fail later (the signature)."""
+    from vpseal._protocol import OPEN_BAD_SIGNATURE, OPEN_NOT_CANONICAL
+
+    headers = TS + NONCE + b"0" * 64
+    status, opened = engine.KeyEngine(KEY).open(0, AGENT, headers, len(TS), 32, body)
+    assert (status, opened) == (OPEN_BAD_SIGNATURE if framed else OPEN_NOT_CANONICAL, None)

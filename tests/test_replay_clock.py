@@ -419,3 +419,33 @@ def test_probing_past_occupied_slots_in_both_generations(fast: bool) -> None:
             _check(guard, T0 + 5, f"a{i}", fast)
         with pytest.raises(ReplayError, match="already"):
             _check(guard, T0 + 11, f"b{i}", fast)
+
+
+def test_message_id_and_now_are_keyword_only() -> None:
+    guard = ReplayGuard(store=_store(Clock().at_ms(T0)))
+    with pytest.raises(TypeError):
+        guard.check("agent", T0, "n", MESSAGE)  # type: ignore[misc]
+
+
+def test_the_fast_path_inserts_by_itself_up_to_the_exact_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two slots per request are written in place while the count stays within the store's
+    check value; only the request that would pass it goes through _insert (which refuses it
+    here: max_entries reached)."""
+    calls: list[int] = []
+    real = MemoryNonceStore._insert
+
+    def spy(self: MemoryNonceStore, fingerprints: list[int], ttl: int, now: int) -> None:
+        calls.append(len(fingerprints))
+        real(self, fingerprints, ttl, now)
+
+    monkeypatch.setattr(MemoryNonceStore, "_insert", spy)
+    clock = Clock().at_ms(T0)
+    guard = ReplayGuard(store=_store(clock, max_entries=10))
+    for i in range(5):  # 10 entries: exactly max_entries
+        guard.check("agent", T0, f"n{i}", message_id=f"{MESSAGE}{i}")
+    assert calls == [] and len(guard.store) == 10  # type: ignore[arg-type]
+    with pytest.raises(NonceStoreFull):
+        guard.check("agent", T0, "n5", message_id=f"{MESSAGE}5")
+    assert calls == [2]
