@@ -416,3 +416,13 @@ def test_a_replay_guard_subclass_is_a_guard() -> None:
     creds = vpseal.Credentials(AGENT, KEY)
     opened = vpseal.open_request(creds, sealed.headers, sealed.body, guard=Guard(), now_ms=NOW)
     assert opened.payload["transId"] == "t"
+
+
+@pytest.mark.parametrize("request_", [42, None, (1, 2, 3), ("headers",)])
+def test_open_many_answers_a_malformed_item_in_its_slot(request_: Any) -> None:
+    sealed = _sealed()
+    creds = vpseal.Credentials(AGENT, KEY)
+    results = vpseal.open_many(creds, [request_, sealed], guard=vpseal.ReplayGuard(), now_ms=NOW)
+    assert isinstance(results[0], RequestFormatError)
+    assert "request must be (headers, body) or SealedRequest" in str(results[0])
+    assert not isinstance(results[1], Exception)

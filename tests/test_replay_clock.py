@@ -326,7 +326,9 @@ def test_the_first_table_grows_past_a_third_full() -> None:
     """1024 slots, kept at most a third full: the 341st entry fits, the 342nd doubles it."""
     clock = Clock().at_ms(T0)
     store = _store(clock)
-    assert store.add([f"k{i}" for i in range(341)], 10)
+    assert store.add(["first"], 10)
+    assert store._mask == 1023  # never below _MIN_SLOTS
+    assert store.add([f"k{i}" for i in range(340)], 10)
     assert store._mask == 1023
     assert store.add(["one more"], 10)
     assert store._mask == 2047 and len(store) == 342
@@ -449,3 +451,10 @@ def test_the_fast_path_inserts_by_itself_up_to_the_exact_limit(
     with pytest.raises(NonceStoreFull):
         guard.check("agent", T0, "n5", message_id=f"{MESSAGE}5")
     assert calls == [2]
+
+
+def test_the_redis_stores_options_are_keyword_only() -> None:
+    from vpseal.replay import RedisNonceStore
+
+    with pytest.raises(TypeError):
+        RedisNonceStore(FakeRedis(), "redis://127.0.0.1:1/0")  # type: ignore[misc]
