@@ -419,6 +419,12 @@ def test_probing_past_occupied_slots_in_both_generations(fast: bool) -> None:
     for i in range(0, 330, 7):
         with pytest.raises(ReplayError, match="already"):
             _check(guard, T0 + 5, f"a{i}", fast)
+    if fast:  # each fingerprint alone, in the previous table: the nonce, then the message
+        for i in range(330):
+            with pytest.raises(ReplayError, match="already"):
+                guard.check("agent", T0 + 5, f"a{i}", message_id=f"other message {i}")
+            with pytest.raises(ReplayError, match="already"):
+                guard.check("agent", T0 + 5, f"fresh{i}", message_id=MESSAGE + f"a{i}")
         with pytest.raises(ReplayError, match="already"):
             _check(guard, T0 + 11, f"b{i}", fast)
 
