@@ -426,3 +426,26 @@ def test_open_many_answers_a_malformed_item_in_its_slot(request_: Any) -> None:
     assert isinstance(results[0], RequestFormatError)
     assert "request must be (headers, body) or SealedRequest" in str(results[0])
     assert not isinstance(results[1], Exception)
+
+
+@pytest.mark.parametrize("many", [False, True], ids=["open_request", "open_many"])
+def test_a_compact_payload_is_parsed_by_the_scanner_alone(
+    monkeypatch: pytest.MonkeyPatch, many: bool
+) -> None:
+    """The decrypted payload is read by the JSON scanner first; the full parser only sees what
+    the scanner could not read (e.g. trailing whitespace)."""
+    calls: list[bytes] = []
+    real = envelope_module._json.loads
+
+    def loads(data: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(data)
+        return real(data, *args, **kwargs)
+
+    monkeypatch.setattr(envelope_module._json, "loads", loads)
+    sealed = _sealed()
+    assert _open(dict(sealed.headers), sealed.body, 1 << 20, many).payload["transId"] == "t"
+    assert calls == []
+    creds = vpseal.Credentials(AGENT, KEY)
+    spaced = vpseal.seal_request(creds, b'{"transId": "s"} ', timestamp_ms=NOW)
+    assert _open(dict(spaced.headers), spaced.body, 1 << 20, many).payload == {"transId": "s"}
+    assert calls == [b'{"transId": "s"} ']

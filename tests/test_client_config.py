@@ -544,3 +544,54 @@ def test_an_answer_one_byte_longer_is_refused_unread(limit: int) -> None:
     with _mock(_padded_answer(limit + 1), limit) as c, pytest.raises(ResponseFormatError) as info:
         c.check_transaction("u", "T")
     assert f"larger than {limit} bytes" in str(info.value)
+
+
+# ------------------------------------------------------------------------------ TokenFlow
+
+
+class _Store:
+    """A token store that holds one token and always grants the lock."""
+
+    def __init__(self, held: Any) -> None:
+        self.held = held
+        self.calls: list[str] = []
+
+    def load(self, key: str) -> Any:
+        self.calls.append("load")
+        return self.held
+
+    def save(self, key: str, token: Any) -> None:
+        self.calls.append("save")
+        self.held = token
+
+    def discard(self, key: str, value: str) -> None:
+        self.calls.append("discard")
+
+    def try_lock(self, key: str, ttl: float) -> str | None:
+        self.calls.append("lock")
+        return "L"
+
+    def unlock(self, key: str, lock_id: str) -> None:
+        self.calls.append("unlock")
+
+
+@pytest.mark.parametrize(
+    ("now", "refused", "fetches"),
+    [(1000.0, None, False), (1089.999, None, False), (1090.0, None, True),
+     (1000.0, "stored", True), (1000.0, "other", False)],
+)  # fmt: skip
+def test_token_flow_uses_the_stored_token_until_its_renewal_time_unless_refused(
+    monkeypatch: pytest.MonkeyPatch, now: float, refused: str | None, fetches: bool
+) -> None:
+    from vpseal.tokens import StoredToken
+
+    monkeypatch.setattr(core.time, "time", lambda: now)
+    store = _Store(StoredToken("stored", 1100.0, 100.0))  # renew from 1090
+    flow = core.TokenFlow(_settings(), store, "k", refused, 5.0, 1.0)  # type: ignore[arg-type]
+    step = flow.start()
+    if fetches:
+        assert isinstance(step, Send) and step.path == core.AUTH_PATH
+    else:
+        assert isinstance(step, core.Done) and step.value == Token("stored", 1100.0 - now)
+        assert "lock" not in store.calls
+    assert ("discard" in store.calls) is (refused is not None)
