@@ -449,3 +449,9 @@ def test_a_compact_payload_is_parsed_by_the_scanner_alone(
     spaced = vpseal.seal_request(creds, b'{"transId": "s"} ', timestamp_ms=NOW)
     assert _open(dict(spaced.headers), spaced.body, 1 << 20, many).payload == {"transId": "s"}
     assert calls == [b'{"transId": "s"} ']
+
+
+def test_seal_requests_fixed_values_are_keyword_only() -> None:
+    creds = vpseal.Credentials(AGENT, KEY)
+    with pytest.raises(TypeError):
+        vpseal.seal_request(creds, {"a": 1}, NOW)  # type: ignore[misc]
