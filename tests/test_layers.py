@@ -213,3 +213,23 @@ def test_a_body_shorter_than_its_frame_is_not_canonical(
     headers = TS + NONCE + b"0" * 64
     status, opened = engine.KeyEngine(KEY).open(0, AGENT, headers, len(TS), 32, body)
     assert (status, opened) == (OPEN_BAD_SIGNATURE if framed else OPEN_NOT_CANONICAL, None)
+
+
+@pytest.mark.parametrize("scheme", [0, 1])
+def test_fallback_seal_many_checks_plain_arguments_without_the_slow_path(
+    monkeypatch: pytest.MonkeyPatch, scheme: int
+) -> None:
+    engine = _fallback.KeyEngine(KEY)
+
+    def slow(*args: Any) -> Any:
+        raise AssertionError("seal_many_args called for exact arguments")
+
+    monkeypatch.setattr(_fallback, "seal_many_args", slow)
+    sealed = engine.seal_many(scheme, AGENT, [b'{"a":1}', b'{"b":2}'])
+    assert len(sealed) == 2
+    for plaintext, (body, ts, nonce, sig) in zip([b'{"a":1}', b'{"b":2}'], sealed, strict=True):
+        headers = (ts + nonce + sig).encode()
+        assert engine.open(scheme, AGENT, headers, len(ts), 32, body) == (OPEN_OK, plaintext)
+    for bad in [(2, AGENT), (scheme, "agent")]:
+        with pytest.raises(AssertionError, match="seal_many_args"):
+            engine.seal_many(bad[0], bad[1], [b"{}"])  # type: ignore[arg-type]
