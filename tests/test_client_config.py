@@ -595,3 +595,18 @@ def test_token_flow_uses_the_stored_token_until_its_renewal_time_unless_refused(
         assert isinstance(step, core.Done) and step.value == Token("stored", 1100.0 - now)
         assert "lock" not in store.calls
     assert ("discard" in store.calls) is (refused is not None)
+
+
+def test_a_clients_default_retry_budget_is_a_hundred() -> None:
+    client = vpseal.Client("https://vp.test", agent_id="a", api_key=KEY, secret="s")
+    try:
+        assert repr(client._budget) == "RetryBudget(100/100)" == repr(RetryBudget())
+    finally:
+        client.close()
+    client = vpseal.Client(
+        "https://vp.test", agent_id="a", api_key=KEY, secret="s", retry_budget=None
+    )
+    try:
+        assert client._budget is core.UNLIMITED_RETRIES
+    finally:
+        client.close()

@@ -72,9 +72,11 @@ def test_fallback_aes_uses_pycryptodomes_raw_ecb_where_it_can() -> None:
     """The fast path of the fallback's AES calls pycryptodome's C function directly; the
     public ECB object is only the fallback for other versions (same bytes, slower)."""
     from Crypto.Cipher import AES
+    from Crypto.Util import _raw_api
 
-    if _fallback._raw_ecb is None:  # pragma: no cover - other pycryptodome builds
-        pytest.skip("pycryptodome's raw ECB library is not importable here")
+    if _raw_api.backend != "cffi":  # pragma: no cover - pycryptodome on ctypes
+        pytest.skip("pycryptodome uses ctypes here: no raw calls")
+    assert _fallback._ffi is _raw_api.ffi and _fallback._raw_ecb is not None
     key = bytes(range(32))
     encrypt = _fallback._make_ecb(key)
     assert not hasattr(encrypt, "__self__")  # not the bound AES.encrypt
@@ -233,3 +235,14 @@ def test_fallback_seal_many_checks_plain_arguments_without_the_slow_path(
     for bad in [(2, AGENT), (scheme, "agent")]:
         with pytest.raises(AssertionError, match="seal_many_args"):
             engine.seal_many(bad[0], bad[1], [b"{}"])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("engine", _engines(), ids=lambda e: e.__name__.rsplit(".", 1)[-1])
+@pytest.mark.parametrize("size", [1, 2, 3, 4])
+def test_engines_open_the_shortest_wire_strings(engine: ModuleType, size: int) -> None:
+    """1-3 bytes of ciphertext: a 44-character wire string, the minimum; 4 bytes: 48."""
+    plaintext = b"7" * size
+    body, ts, nonce, sig = engine.KeyEngine(KEY).seal(0, AGENT, plaintext, TS, NONCE, IV)
+    assert len(body) == len(b'{"cipherText":""}') + (44 if size < 4 else 48)
+    headers = (ts + nonce + sig).encode()
+    assert engine.KeyEngine(KEY).open(0, AGENT, headers, len(ts), 32, body) == (OPEN_OK, plaintext)
