@@ -375,7 +375,8 @@ def test_seal_request_timestamps_out_of_range(timestamp: Any) -> None:
 
 
 @pytest.mark.parametrize(("nonce", "ok"), [("0" * 32, True), ("0" * 31, False), ("0" * 33, False),
-                                           ("A" * 32, False), (None, True)])  # fmt: skip
+                                           ("A" * 32, False), (None, True), (123, False),
+                                           (b"0" * 32, False)])  # fmt: skip
 def test_seal_request_nonces(nonce: Any, ok: bool) -> None:
     creds = vpseal.Credentials(AGENT, KEY)
     if ok:
