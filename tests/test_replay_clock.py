@@ -464,3 +464,18 @@ def test_the_redis_stores_options_are_keyword_only() -> None:
 
     with pytest.raises(TypeError):
         RedisNonceStore(FakeRedis(), "redis://127.0.0.1:1/0")  # type: ignore[misc]
+
+
+def test_max_entries_counts_the_previous_generation_on_the_fast_path() -> None:
+    clock = Clock().at_ms(T0)
+    guard = ReplayGuard(window_ms=10, store=_store(clock, max_entries=10))
+    for i in range(2):
+        guard.check("agent", T0, f"a{i}", message_id=f"{MESSAGE}a{i}")
+    clock.at_ms(T0 + 5)
+    guard.check("agent", T0 + 5, "b", message_id=f"{MESSAGE}b")  # live until T0 + 16
+    clock.at_ms(T0 + 11)  # the old table keeps its 6 entries
+    for i in range(2):
+        guard.check("agent", T0 + 11, f"c{i}", message_id=f"{MESSAGE}c{i}")
+    assert len(guard.store) == 10  # type: ignore[arg-type]
+    with pytest.raises(NonceStoreFull):
+        guard.check("agent", T0 + 11, "d", message_id=f"{MESSAGE}d")
