@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from vpseal._protocol import BODY_PREFIX
@@ -90,7 +90,9 @@ class MemoryNonceStore:
     Time is the wall clock (time.time_ns), the clock the guard checks the window by: an entry
     only matters while its request's timestamp is inside the window, so a clock that jumps
     forward drops entries the window would refuse anyway, and one that jumps back keeps them
-    longer. (``now_ms=`` of open_request moves the window, not this clock.)
+    longer. (``now_ms=`` of open_request moves the window, not this clock.) ``clock=``
+    replaces it (a function returning nanoseconds, like time.time_ns), e.g. for tests of
+    expiry; a guard that uses this store checks its window by the same clock.
 
     When ``max_entries`` are held, ``add`` raises NonceStoreFull (a NonceStoreError, API code
     7): the store refuses new requests rather than grow without bound or forget a nonce
@@ -99,6 +101,7 @@ class MemoryNonceStore:
 
     __slots__ = (
         "_check",
+        "_clock",
         "_count",
         "_last",
         "_limit",
@@ -114,10 +117,15 @@ class MemoryNonceStore:
         "_ttl",
     )
 
-    def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
+    def __init__(
+        self, max_entries: int = DEFAULT_MAX_ENTRIES, *, clock: Callable[[], int] = time.time_ns
+    ) -> None:
         if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
             raise ValueError("max_entries must be a positive int")
+        if not callable(clock):
+            raise TypeError("clock must be a function returning nanoseconds (like time.time_ns)")
         self._max = max_entries
+        self._clock = clock
         self._lock = threading.Lock()
         # the current generation's table: 8-byte slots, 0 = empty, rehashed a third full
         self._slots = _zeros(_MIN_SLOTS)
@@ -145,7 +153,7 @@ class MemoryNonceStore:
     def __len__(self) -> int:
         """Entries held; an entry may be held (and still refuse its key) up to one generation
         after its ttl has run out."""
-        now = _time_ns()
+        now = self._clock()
         with self._lock:
             if now >= self._rotate_at:
                 self._rotate(now, 1)
@@ -157,7 +165,7 @@ class MemoryNonceStore:
 
     def _add(self, fingerprints: list[int], ttl: int) -> bool:
         """add() of distinct non-zero fingerprints."""
-        now = _time_ns()
+        now = self._clock()
         with self._lock:
             if now >= self._rotate_at:
                 self._rotate(now, ttl)
@@ -339,6 +347,8 @@ class ReplayGuard:
         self._store = store
         # exactly a MemoryNonceStore (not a subclass, which may redefine add): the fast path
         self._memory = store if type(store) is MemoryNonceStore else None
+        # the window's clock: a MemoryNonceStore's own (one reading serves both), else the wall's
+        self._clock = store._clock if isinstance(store, MemoryNonceStore) else _time_ns
 
     @classmethod
     def window_only(cls, window_ms: int = DEFAULT_WINDOW_MS) -> ReplayGuard:
@@ -397,7 +407,7 @@ class ReplayGuard:
     def _check_window(self, timestamp_ms: int, now: int | None) -> int:
         """The clock reading used (now_ms()), or ReplayError if timestamp_ms is outside the
         window. Records nothing: this may run before the GCM verdict."""
-        current = _time_ns() // 1_000_000 if now is None else now
+        current = self._clock() // 1_000_000 if now is None else now
         window = self.window_ms
         if not -window <= current - timestamp_ms <= window:
             raise ReplayError(_OUTSIDE_WINDOW)
@@ -417,7 +427,7 @@ class ReplayGuard:
         (by default, that of a canonical body). The hot path of open_request and open_many:
         with a MemoryNonceStore, the whole record happens here, in one call, with no message
         id string built (the store's own methods do the rare cases)."""
-        clock = _time_ns()  # one reading for both the window and the store
+        clock = self._clock()  # one reading for both the window and the store
         current = clock // 1_000_000 if now is None else now
         age = current - timestamp_ms
         window = self.window_ms
