@@ -21,8 +21,9 @@
 #     that do not need the native engine. Both builds use build requirements installed in that
 #     virtualenv (--no-build-isolation), one build environment instead of two.
 #  5. The same wheel on the other CPythons 3.10-3.13 found ($VPSEAL_DIST_PYTHONS, default
-#     "3.10 3.13": the oldest and the newest): installed, imported, one request sealed and
-#     opened natively.
+#     "3.10 3.12 3.13"): installed, imported, one request sealed and opened natively, and the
+#     same subset of the tests run against it. (The whole suite runs on each of them from
+#     scripts/test.sh's own builds.)
 # Also: the README (the package page) may name only repository paths the sdist contains.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -180,7 +181,7 @@ sdist_pid=$!
 other_pythons() {
   local want py cand root
   root=${PYENV_ROOT:-$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")}
-  for want in ${VPSEAL_DIST_PYTHONS-3.10 3.13}; do
+  for want in ${VPSEAL_DIST_PYTHONS-3.10 3.12 3.13}; do
     py=''
     # A pyenv shim for a version that is not selected exists but does not run: try each.
     for cand in "$(command -v "python$want" 2>/dev/null || true)" \
@@ -209,6 +210,8 @@ assert opened.payload == {"a": 1}
 print(f"Python {sys.version.split()[0]}: the wheel installs, native engine, seal/open ok")
 EOF
     )
+    "$WORK/venv-$want/bin/python" -m pip install -q "${TEST_DEPS[@]}"
+    run_subset "$WORK/venv-$want" "${SUBSET[@]}"
   done
 }
 other_pythons >"$WORK/others.log" 2>&1 &
