@@ -888,7 +888,8 @@ def test_redis_bad_tag_does_not_burn_the_nonce(redis_prefix: Any, backend: str) 
         assert_error(vpseal.open_many(c, [forged], guard=guard)[0], vpseal.DecryptionError, 84)
     assert list(client.scan_iter(match=prefix + "*")) == []
     assert _open(c, sealed, guard=guard).payload == PAYLOAD
-    assert len(list(client.scan_iter(match=prefix + "*"))) == 2
+    # SCAN may return a key more than once (while Redis rehashes): count distinct keys
+    assert len(set(client.scan_iter(match=prefix + "*"))) == 2
     assert_error(_open(c, sealed, guard=guard), vpseal.ReplayError, 83)
 
 
